@@ -1,0 +1,109 @@
+"""The contract between the deployed program and the Lambda code.
+
+Everything the infrastructure writes and the handlers read is named here once:
+the tenant claim, the registry item shape, the data table keys, the authorizer
+context and the environment. The Pulumi program, the local stack and the tests
+import these names; the handlers package imports nothing from them, so this
+module must stay free of third-party imports.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Final
+
+# A tenant id is used verbatim as a DynamoDB partition key, inside DynamoDB
+# table names ([a-zA-Z0-9_.-], 3-255), API key and usage plan names, Pulumi
+# logical names, IAM policy variables and a Cognito attribute value. The rule
+# below is safe in all of them: 1-32 characters, lowercase letters, digits and
+# single hyphens, starting with a letter and ending with a letter or digit.
+TENANT_ID_PATTERN: Final = r"[a-z](?:-?[a-z0-9])*"
+TENANT_ID_MAX_LENGTH: Final = 32
+_TENANT_ID_RE: Final = re.compile(TENANT_ID_PATTERN)
+
+
+def is_valid_tenant_id(value: object) -> bool:
+    """True when ``value`` is a string obeying the tenant id rule."""
+    return (
+        isinstance(value, str)
+        and len(value) <= TENANT_ID_MAX_LENGTH
+        and _TENANT_ID_RE.fullmatch(value) is not None
+    )
+
+
+# Cognito: the custom attribute (without the ``custom:`` prefix) and the claim
+# it becomes in ID tokens.
+TENANT_ATTRIBUTE: Final = "tenant_id"
+TENANT_CLAIM: Final = f"custom:{TENANT_ATTRIBUTE}"
+
+# STS session tag the tenant API sets when it assumes the tenant data role; the
+# role's policy compares dynamodb:LeadingKeys with ${aws:PrincipalTag/<tag>}.
+TENANT_SESSION_TAG: Final = "tenant_id"
+
+# Data tables (pooled and silo share one key schema, so IAM's LeadingKeys
+# condition applies to both and the tenant API has one code path).
+DATA_PARTITION_KEY: Final = "tenant_id"
+DATA_SORT_KEY: Final = "sk"
+
+# Registry table: one item per tenant, keyed by tenant id.
+REGISTRY_PARTITION_KEY: Final = "tenant_id"
+
+
+class RegistryField:
+    """Attribute names of a registry item (DynamoDB JSON, types in comments)."""
+
+    TENANT_ID: Final = REGISTRY_PARTITION_KEY  # S
+    NAME: Final = "name"  # S, display name
+    TIER: Final = "tier"  # S
+    ISOLATION: Final = "isolation"  # S: "pooled" | "silo"
+    TABLE: Final = "table"  # S, physical table name holding the tenant's data
+    API_KEY_ID: Final = "api_key_id"  # S
+    API_KEY_VALUE: Final = "api_key_value"  # S, secret: read by the authorizer only
+    SUSPENDED: Final = "suspended"  # BOOL
+    THROTTLE_RATE: Final = "throttle_rate"  # N, requests per second
+    THROTTLE_BURST: Final = "throttle_burst"  # N
+    QUOTA_LIMIT: Final = "quota_limit"  # N
+    QUOTA_PERIOD: Final = "quota_period"  # S: DAY | WEEK | MONTH
+    QUOTA_OFFSET: Final = "quota_offset"  # N
+
+
+class ContextKey:
+    """Keys of the authorizer ``context`` the tenant API reads (all strings)."""
+
+    TENANT_ID: Final = "tenant_id"
+    TIER: Final = "tier"
+    ISOLATION: Final = "isolation"
+    TABLE: Final = "table"
+    THROTTLE_RATE: Final = "throttle_rate"
+    THROTTLE_BURST: Final = "throttle_burst"
+    QUOTA_LIMIT: Final = "quota_limit"
+    QUOTA_PERIOD: Final = "quota_period"
+    QUOTA_OFFSET: Final = "quota_offset"
+
+
+class Env:
+    """Environment variables the Lambdas read."""
+
+    REGISTRY_TABLE: Final = "REGISTRY_TABLE"
+    TOKEN_ISSUER: Final = "TOKEN_ISSUER"
+    JWKS_URL: Final = "JWKS_URL"
+    APP_CLIENT_ID: Final = "APP_CLIENT_ID"
+    TENANT_DATA_ROLE_ARN: Final = "TENANT_DATA_ROLE_ARN"
+    # Standard powertools variables, set by the program for both functions.
+    SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
+    METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
+
+
+# Lambda entry points inside the bundle.
+AUTHORIZER_HANDLER: Final = "handlers.authorizer.lambda_handler"
+TENANT_API_HANDLER: Final = "handlers.tenant_api.lambda_handler"
+
+# Routes of the tenant API: (HTTP method, API Gateway resource path).
+ROUTES: Final[tuple[tuple[str, str], ...]] = (
+    ("GET", "/tenant"),
+    ("POST", "/counter"),
+    ("GET", "/items"),
+    ("GET", "/items/{id}"),
+    ("PUT", "/items/{id}"),
+    ("DELETE", "/items/{id}"),
+)

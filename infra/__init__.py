@@ -1,0 +1,1 @@
+"""Pulumi components, one module per concern, composed by __main__.py."""

@@ -1,0 +1,128 @@
+"""IAM policy documents as plain data.
+
+Pure functions of ARNs, so the program renders them from outputs and the tests
+evaluate the very same documents against requests of other tenants.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from handlers.contract import TENANT_SESSION_TAG
+
+PolicyDocument = dict[str, Any]
+
+TENANT_TAG_VARIABLE = f"${{aws:PrincipalTag/{TENANT_SESSION_TAG}}}"
+
+# Item-level operations only: no Scan, no PartiQL, no batch or transact calls
+# (a Scan has no leading key, so ForAllValues would let it through).
+TENANT_ITEM_ACTIONS = (
+    "dynamodb:GetItem",
+    "dynamodb:PutItem",
+    "dynamodb:UpdateItem",
+    "dynamodb:DeleteItem",
+    "dynamodb:Query",
+)
+
+
+def lambda_trust_policy() -> PolicyDocument:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "lambda.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+
+
+def silo_table_arn_pattern(pooled_table_arn: str, silo_table_prefix: str) -> str:
+    """The ARN of "the caller's own silo table", built from the pooled table's ARN.
+
+    ``arn:aws:dynamodb:REGION:ACCOUNT:table/POOLED`` becomes
+    ``arn:aws:dynamodb:REGION:ACCOUNT:table/<silo prefix>${aws:PrincipalTag/tenant_id}``:
+    an exact name once IAM substitutes the session tag, never a wildcard.
+    """
+    table_arn_base, _, _ = pooled_table_arn.rpartition("/")
+    return f"{table_arn_base}/{silo_table_prefix}{TENANT_TAG_VARIABLE}"
+
+
+def _own_items_only() -> dict[str, Any]:
+    return {
+        "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [TENANT_TAG_VARIABLE]},
+        "Null": {"dynamodb:LeadingKeys": "false"},
+    }
+
+
+def tenant_data_policy(pooled_table_arn: str, silo_table_prefix: str) -> PolicyDocument:
+    """A session tagged with a tenant id: its own items, in the pooled table or its own silo table."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PooledOwnItems",
+                "Effect": "Allow",
+                "Action": list(TENANT_ITEM_ACTIONS),
+                "Resource": pooled_table_arn,
+                "Condition": _own_items_only(),
+            },
+            {
+                "Sid": "SiloOwnTable",
+                "Effect": "Allow",
+                "Action": list(TENANT_ITEM_ACTIONS),
+                "Resource": silo_table_arn_pattern(pooled_table_arn, silo_table_prefix),
+                "Condition": _own_items_only(),
+            },
+        ],
+    }
+
+
+def tenant_data_trust_policy(tenant_api_role_arn: str) -> PolicyDocument:
+    """Only the tenant API's role may assume the data role, and only with exactly the tenant session tag."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "TenantApiWithTenantTag",
+                "Effect": "Allow",
+                "Principal": {"AWS": tenant_api_role_arn},
+                "Action": ["sts:AssumeRole", "sts:TagSession"],
+                "Condition": {
+                    "Null": {f"aws:RequestTag/{TENANT_SESSION_TAG}": "false"},
+                    "ForAllValues:StringEquals": {"aws:TagKeys": [TENANT_SESSION_TAG]},
+                },
+            }
+        ],
+    }
+
+
+def tenant_api_policy(tenant_data_role_arn: str) -> PolicyDocument:
+    """The tenant API touches no table itself: it may only assume the tagged data role."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AssumeTenantDataRole",
+                "Effect": "Allow",
+                "Action": ["sts:AssumeRole", "sts:TagSession"],
+                "Resource": tenant_data_role_arn,
+            }
+        ],
+    }
+
+
+def authorizer_policy(registry_table_arn: str) -> PolicyDocument:
+    """The authorizer reads registry items, one at a time."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "ReadRegistry",
+                "Effect": "Allow",
+                "Action": ["dynamodb:GetItem"],
+                "Resource": registry_table_arn,
+            }
+        ],
+    }

@@ -1,0 +1,1 @@
+"""The local stack: the whole request path on one machine, against moto."""

@@ -1,0 +1,66 @@
+"""The validated tier catalog: what a tier file means once it has passed every check."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Isolation(StrEnum):
+    POOLED = "pooled"
+    SILO = "silo"
+
+
+class QuotaPeriod(StrEnum):
+    DAY = "DAY"
+    WEEK = "WEEK"
+    MONTH = "MONTH"
+
+
+@dataclass(frozen=True)
+class Throttle:
+    rate: float
+    """Steady-state requests per second (API Gateway's rate_limit)."""
+    burst: int
+    """Token bucket size (API Gateway's burst_limit)."""
+
+
+@dataclass(frozen=True)
+class Quota:
+    limit: int
+    period: QuotaPeriod
+    offset: int = 0
+
+
+@dataclass(frozen=True)
+class Tier:
+    name: str
+    isolation: Isolation
+    throttle: Throttle
+    quota: Quota
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: str
+    tier: str
+    name: str
+    suspended: bool = False
+
+
+@dataclass(frozen=True)
+class Catalog:
+    """Tiers and tenants in file order. Every tenant's tier is in ``tiers``."""
+
+    tiers: Mapping[str, Tier]
+    tenants: Mapping[str, Tenant]
+
+    def tier_of(self, tenant: Tenant) -> Tier:
+        return self.tiers[tenant.tier]
+
+    def tenants_of(self, tier_name: str) -> Iterator[Tenant]:
+        return (tenant for tenant in self.tenants.values() if tenant.tier == tier_name)
+
+    def is_silo(self, tenant: Tenant) -> bool:
+        return self.tier_of(tenant).isolation is Isolation.SILO
