@@ -24,10 +24,10 @@ def summary_line(problems: Iterable[Problem]) -> str:
     """The closing line of a report: how many problems and how to check again after fixing them."""
     found = list(problems)
     files = sorted({problem.file for problem in found})
-    count = f"{len(found)} problem" if len(found) == 1 else f"{len(found)} problems"
+    count, them = (f"{len(found)} problem", "it") if len(found) == 1 else (f"{len(found)} problems", "them")
     return (
         f"{count} in {', '.join(files)}; nothing was accepted. "
-        f"Fix them and check again with `python -m tiers validate {files[0] if files else 'FILE'}`."
+        f"Fix {them} and check again with `python -m tiers validate {files[0] if files else 'FILE'}`."
     )
 
 

@@ -1,0 +1,180 @@
+"""`python -m tiers`: check a tier file and manage a tenant's users.
+
+    python -m tiers validate [FILE]
+    python -m tiers users add TENANT EMAIL [--password P]
+    python -m tiers users list [TENANT]
+    python -m tiers users disable EMAIL
+
+Exit codes: 0 done, 1 the tier file or AWS said no (the reason is printed),
+2 the command line itself is wrong (argparse's message).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Final
+
+from tiers.loader import CatalogError, load_catalog
+from tiers.model import Catalog, Isolation, Tier
+from tiers.users import DEFAULT_REGION, UserError, add_user, cognito_client, disable_user, list_users
+
+DEFAULT_TIERS_FILE: Final = "tiers/dev.yaml"
+USER_POOL_ENV: Final = "TENANT_TIERS_USER_POOL_ID"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        code: int = args.command(args)
+    except CatalogError as error:
+        print(error, file=sys.stderr)
+        return 1
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return code
+
+
+def summary(catalog: Catalog, source: str) -> str:
+    """What a valid tier file declares: per tier its settings and tenants, then the totals."""
+    tenants = list(catalog.tenants.values())
+    silo = sum(1 for tenant in tenants if catalog.is_silo(tenant))
+    suspended = sum(1 for tenant in tenants if tenant.suspended)
+    rows = [("tier", "isolation", "throttle", "quota", "tenants")]
+    for tier in catalog.tiers.values():
+        members = list(catalog.tenants_of(tier.name))
+        paused = sum(1 for tenant in members if tenant.suspended)
+        count = f"{len(members)}" + (f" ({paused} suspended)" if paused else "")
+        rows.append((tier.name, str(tier.isolation), _throttle(tier), _quota(tier), count))
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    table = [
+        "  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    return "\n".join(
+        [
+            f"{source}: valid. {_count(len(catalog.tiers), 'tier')}, {_count(len(tenants), 'tenant')} "
+            f"({silo} {Isolation.SILO}, {suspended} suspended).",
+            *table,
+        ]
+    )
+
+
+def _validate(args: argparse.Namespace) -> int:
+    catalog = load_catalog(args.file)
+    print(summary(catalog, args.file))
+    return 0
+
+
+def _users_add(args: argparse.Namespace) -> int:
+    catalog = load_catalog(args.tiers)
+    user = add_user(
+        _client(args),
+        args.user_pool_id,
+        catalog,
+        args.tenant,
+        args.email,
+        password=args.password,
+        tiers_file=args.tiers,
+    )
+    how = (
+        "the password is set; they can sign in now"
+        if args.password is not None
+        else "Cognito emails them an invitation with a temporary password"
+    )
+    print(f"created user {user.email} for tenant {args.tenant} ({how}).")
+    if catalog.tenants[args.tenant].suspended:
+        print(
+            f"note: tenant {args.tenant} is suspended in {args.tiers}; its users get 403 until it is resumed."
+        )
+    return 0
+
+
+def _users_list(args: argparse.Namespace) -> int:
+    users = list_users(_client(args), args.user_pool_id, args.tenant)
+    if not users:
+        print("no users" + (f" of tenant {args.tenant}" if args.tenant else "") + " in the pool.")
+        return 0
+    rows = [("email", "tenant", "status", "enabled")]
+    rows += [
+        (user.email, user.tenant_id or "-", user.status, "yes" if user.enabled else "no") for user in users
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+def _users_disable(args: argparse.Namespace) -> int:
+    disable_user(_client(args), args.user_pool_id, args.email)
+    print(f"disabled user {args.email.strip().lower()}; tokens already issued stay valid until they expire.")
+    return 0
+
+
+def _client(args: argparse.Namespace) -> object:
+    return cognito_client(region=args.region, endpoint_url=args.endpoint_url)
+
+
+def _throttle(tier: Tier) -> str:
+    return f"{tier.throttle.rate:g}/s burst {tier.throttle.burst}"
+
+
+def _quota(tier: Tier) -> str:
+    offset = f" offset {tier.quota.offset}" if tier.quota.offset else ""
+    return f"{tier.quota.limit:,}/{tier.quota.period}{offset}"
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m tiers", description="Check tier files; manage tenant users."
+    )
+    commands = parser.add_subparsers(dest="name", required=True, metavar="COMMAND")
+
+    validate = commands.add_parser("validate", help="check a tier file and summarise it")
+    validate.add_argument(
+        "file", nargs="?", default=DEFAULT_TIERS_FILE, metavar="FILE", help="default: %(default)s"
+    )
+    validate.set_defaults(command=_validate)
+
+    aws = argparse.ArgumentParser(add_help=False)
+    pool_default = os.environ.get(USER_POOL_ENV)
+    aws.add_argument(
+        "--user-pool-id",
+        default=pool_default,
+        required=pool_default is None,
+        help=f"the stack's user pool id (default: ${USER_POOL_ENV})",
+    )
+    aws.add_argument(
+        "--endpoint-url", help="an AWS-compatible endpoint such as the local stack's; default: AWS"
+    )
+    aws.add_argument("--region", help=f"default: the AWS configuration, else {DEFAULT_REGION}")
+
+    users = commands.add_parser("users", help="a tenant's users in the Cognito user pool")
+    user_commands = users.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    add = user_commands.add_parser("add", parents=[aws], help="create a user of a tenant")
+    add.add_argument("tenant", metavar="TENANT", help="a tenant id from the tier file")
+    add.add_argument("email", metavar="EMAIL", help="the user's email, also their username")
+    add.add_argument("--password", help="set this permanent password (no invitation email)")
+    add.add_argument(
+        "--tiers", default=DEFAULT_TIERS_FILE, metavar="FILE", help="tier file (default: %(default)s)"
+    )
+    add.set_defaults(command=_users_add)
+
+    listing = user_commands.add_parser("list", parents=[aws], help="list users, of one tenant if given")
+    listing.add_argument("tenant", nargs="?", metavar="TENANT")
+    listing.set_defaults(command=_users_list)
+
+    disable = user_commands.add_parser("disable", parents=[aws], help="disable a user (sign-in refused)")
+    disable.add_argument("email", metavar="EMAIL")
+    disable.set_defaults(command=_users_disable)
+    return parser
