@@ -1,0 +1,480 @@
+"""The tenant data API: a Lambda proxy integration behind the REST API and its tenant authorizer.
+
+The caller's tenant comes only from ``requestContext.authorizer`` (written by the authorizer after it
+verified the ID token), never from a header, the path, the query or the body. Data access goes through
+STS credentials tagged with that tenant (``handlers.tenant_data``), so IAM refuses anything else.
+
+Routes and answers (all bodies JSON):
+
+- ``GET /tenant`` → 200 ``{"tenant_id", "tier", "isolation", "limits": {"throttle": {"rate", "burst"},
+  "quota": {"limit", "period", "offset"}}}``
+- ``POST /counter`` → 200 ``{"tenant_id", "counter"}``; the first call answers 1.
+- ``PUT /items/{id}`` with any JSON document (at most 64 KiB = 65,536 bytes of raw body, after base64
+  decoding) → 201 ``{"id", "created": true}`` when new, 200 ``{"id", "created": false}`` when replaced.
+- ``GET /items/{id}`` → 200 ``{"id", "value"}`` with the document exactly as it was sent, or 404.
+- ``GET /items?limit=N&next=TOKEN`` → 200 ``{"items": [{"id", "value"}, ...], "next": TOKEN | null}`` in
+  id order; ``limit`` 1-100 (default 25); a page may hold fewer items than ``limit`` (responses are kept
+  under 4 MiB of documents) and ``next`` is null on the last page.
+- ``DELETE /items/{id}`` → 204, whether or not the item existed.
+
+Item ids: 1-128 characters from ``A-Z a-z 0-9 . _ ~ -`` (RFC 3986 unreserved characters, so an id never
+needs escaping in a URL and cannot smuggle a path separator).
+
+Pagination token: unpadded base64url of compact JSON ``{"v": 1, "t": <first 16 hex digits of
+sha256(tenant id)>, "a": <id of the last item returned>}``. It is only accepted from the tenant it was
+issued to, and the query always runs in the caller's own partition whatever the token says.
+
+Errors: ``{"message": ...}`` with 400 (body, item id, ``limit`` or ``next`` invalid), 404 (no such item or
+route), 503 with ``Retry-After`` (DynamoDB or STS throttling) and 500 ``{"message", "request_id"}`` for
+anything else, the traceback only in the logs. A request without a valid authorizer context also gets a
+500: only a misconfigured API can send one (the authorizer is not attached to the route, or writes other
+keys), the caller cannot fix it, and a 5xx is what alarms an operator; refusing to serve it is what keeps
+data safe.
+
+Logs are JSON with the tenant id, tier and request id on every line (never bodies, keys or credentials);
+each request emits one EMF record with per-tenant ``Requests`` and ``Errors`` (5xx answers) counts.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import os
+import re
+import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
+from http import HTTPStatus
+from typing import Any, Final, NoReturn
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+
+from handlers.contract import ROUTES, ContextKey, Env, is_valid_tenant_id
+from handlers.tenant_data import TenantClients, TenantTable
+
+ITEM_ID_PATTERN: Final = r"[A-Za-z0-9._~-]{1,128}"
+MAX_BODY_BYTES: Final = 64 * 1024
+DEFAULT_PAGE_LIMIT: Final = 25
+MAX_PAGE_LIMIT: Final = 100
+MAX_PAGE_DOCUMENT_BYTES: Final = 4 * 1024 * 1024
+RETRY_AFTER_SECONDS: Final = 1
+ISOLATIONS: Final = ("pooled", "silo")
+QUOTA_PERIODS: Final = ("DAY", "WEEK", "MONTH")
+THROTTLING_ERROR_CODES: Final = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "Throttling",  # STS
+    }
+)
+DEFAULT_SERVICE_NAME: Final = "tenant-api"
+DEFAULT_METRICS_NAMESPACE: Final = "TenantTiers"
+
+_ITEM_ID_RE: Final = re.compile(ITEM_ID_PATTERN)
+_TABLE_NAME_RE: Final = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+_WHOLE_NUMBER_RE: Final = re.compile(r"[0-9]{1,18}")
+_DECIMAL_RE: Final = re.compile(r"[0-9]{1,18}(?:\.[0-9]{1,9})?")
+_TOKEN_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,400}")
+_TOKEN_VERSION: Final = 1
+_ROUTE_LIST: Final = ", ".join(f"{method} {path}" for method, path in ROUTES)
+
+logger = Logger(service=os.environ.get(Env.SERVICE_NAME) or DEFAULT_SERVICE_NAME)
+app = APIGatewayRestResolver()
+data_clients = TenantClients()
+# The resolver keeps the current event in class attributes: one request at a time per process. Lambda
+# runs one invocation per container anyway; the local stack calls handlers from several threads.
+_resolver_lock = threading.Lock()
+
+
+class BadRequestError(ValueError):
+    """The caller sent something invalid; the message says what and how to fix it."""
+
+
+class MisconfiguredError(RuntimeError):
+    """The deployment, not the caller, is wrong (e.g. the authorizer context is missing)."""
+
+
+@dataclass(frozen=True)
+class Tenant:
+    """The caller's tenant as the authorizer described it."""
+
+    tenant_id: str
+    tier: str
+    isolation: str
+    table: str
+    throttle_rate: int | float
+    throttle_burst: int
+    quota_limit: int
+    quota_period: str
+    quota_offset: int
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Entry point
+
+
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    request_id = request_id_of(event, context)
+    logger.thread_safe_clear_keys()
+    logger.thread_safe_append_keys(request_id=request_id)
+    try:
+        tenant = tenant_from_authorizer(event.get("requestContext", {}).get("authorizer"))
+    except MisconfiguredError as error:
+        logger.error(
+            "request refused: no valid tenant context from the authorizer", extra={"problem": str(error)}
+        )
+        return _proxy_response(
+            HTTPStatus.INTERNAL_SERVER_ERROR,
+            {
+                "message": "the API is misconfigured: this request carries no valid tenant context from the "
+                "authorizer; report the request id to the API operator",
+                "request_id": request_id,
+            },
+        )
+    logger.thread_safe_append_keys(tenant_id=tenant.tenant_id, tier=tenant.tier)
+    with _resolver_lock:
+        app.context.update(tenant=tenant, request_id=request_id)
+        response = app.resolve(event, context)
+    record_request(tenant, int(response["statusCode"]))
+    return response
+
+
+def request_id_of(event: Mapping[str, Any], context: object) -> str:
+    """API Gateway's request id (the one clients see in x-amzn-RequestId), else Lambda's."""
+    request_context = event.get("requestContext")
+    if isinstance(request_context, Mapping):
+        request_id = request_context.get("requestId")
+        if isinstance(request_id, str) and request_id:
+            return request_id
+    return str(getattr(context, "aws_request_id", "unknown"))
+
+
+def record_request(tenant: Tenant, status: int) -> None:
+    metrics = EphemeralMetrics(namespace=os.environ.get(Env.METRICS_NAMESPACE) or DEFAULT_METRICS_NAMESPACE)
+    metrics.add_dimension(name="tenant_id", value=tenant.tenant_id)
+    metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1 if status >= 500 else 0)
+    metrics.flush_metrics()
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The tenant from the authorizer context
+
+
+def tenant_from_authorizer(authorizer: object) -> Tenant:
+    if not isinstance(authorizer, Mapping):
+        raise MisconfiguredError("requestContext.authorizer is missing")
+    tenant_id = _context_text(authorizer, ContextKey.TENANT_ID)
+    if not is_valid_tenant_id(tenant_id):
+        raise MisconfiguredError(f"authorizer context key {ContextKey.TENANT_ID!r} is not a valid tenant id")
+    isolation = _context_choice(authorizer, ContextKey.ISOLATION, ISOLATIONS)
+    table = _context_text(authorizer, ContextKey.TABLE)
+    if _TABLE_NAME_RE.fullmatch(table) is None:
+        raise MisconfiguredError(f"authorizer context key {ContextKey.TABLE!r} is not a DynamoDB table name")
+    return Tenant(
+        tenant_id=tenant_id,
+        tier=_context_text(authorizer, ContextKey.TIER),
+        isolation=isolation,
+        table=table,
+        throttle_rate=_context_decimal(authorizer, ContextKey.THROTTLE_RATE),
+        throttle_burst=_context_whole(authorizer, ContextKey.THROTTLE_BURST),
+        quota_limit=_context_whole(authorizer, ContextKey.QUOTA_LIMIT),
+        quota_period=_context_choice(authorizer, ContextKey.QUOTA_PERIOD, QUOTA_PERIODS),
+        quota_offset=_context_whole(authorizer, ContextKey.QUOTA_OFFSET),
+    )
+
+
+def _context_text(authorizer: Mapping[str, Any], key: str) -> str:
+    value = authorizer.get(key)
+    # API Gateway may hand numbers over as numbers; accept them, but never booleans.
+    if isinstance(value, bool) or not isinstance(value, str | int | float) or value == "":
+        raise MisconfiguredError(f"authorizer context key {key!r} is missing or empty")
+    return str(value)
+
+
+def _context_choice(authorizer: Mapping[str, Any], key: str, choices: tuple[str, ...]) -> str:
+    value = _context_text(authorizer, key)
+    if value not in choices:
+        raise MisconfiguredError(f"authorizer context key {key!r} is not one of {', '.join(choices)}")
+    return value
+
+
+def _context_whole(authorizer: Mapping[str, Any], key: str) -> int:
+    value = _context_text(authorizer, key)
+    if _WHOLE_NUMBER_RE.fullmatch(value) is None:
+        raise MisconfiguredError(f"authorizer context key {key!r} is not a whole number")
+    return int(value)
+
+
+def _context_decimal(authorizer: Mapping[str, Any], key: str) -> int | float:
+    value = _context_text(authorizer, key)
+    if _DECIMAL_RE.fullmatch(value) is None:
+        raise MisconfiguredError(f"authorizer context key {key!r} is not a non-negative number")
+    number = float(value)
+    return int(number) if number.is_integer() else number
+
+
+def tenant_document(tenant: Tenant) -> dict[str, Any]:
+    return {
+        "tenant_id": tenant.tenant_id,
+        "tier": tenant.tier,
+        "isolation": tenant.isolation,
+        "limits": {
+            "throttle": {"rate": tenant.throttle_rate, "burst": tenant.throttle_burst},
+            "quota": {
+                "limit": tenant.quota_limit,
+                "period": tenant.quota_period,
+                "offset": tenant.quota_offset,
+            },
+        },
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Request validation (pure functions)
+
+
+def checked_item_id(item_id: str) -> str:
+    if _ITEM_ID_RE.fullmatch(item_id) is None:
+        raise BadRequestError(
+            f"item id {_quoted(item_id)} is invalid: use 1-128 characters from A-Z a-z 0-9 . _ ~ -"
+        )
+    return item_id
+
+
+def json_document(body: str | None, is_base64_encoded: bool) -> str:
+    """The request body as JSON text, checked to be one JSON value of at most MAX_BODY_BYTES bytes."""
+    if body is None or body == "":
+        raise BadRequestError("the request body is empty: send the item as a JSON document")
+    try:
+        raw = base64.b64decode(body, validate=True) if is_base64_encoded else body.encode()
+    except (binascii.Error, UnicodeEncodeError) as error:
+        raise BadRequestError("the request body could not be decoded: send a UTF-8 JSON document") from error
+    if len(raw) > MAX_BODY_BYTES:
+        raise BadRequestError(
+            f"the request body is {len(raw)} bytes: items are limited to {MAX_BODY_BYTES} bytes of JSON"
+        )
+    try:
+        text = raw.decode() if is_base64_encoded else body
+        json.loads(text, parse_int=_number_text, parse_float=_number_text, parse_constant=_reject_constant)
+    except (UnicodeDecodeError, ValueError) as error:
+        raise BadRequestError(f"the request body is not valid JSON: {_json_problem(error)}") from error
+    return text
+
+
+def _number_text(text: str) -> str:
+    # Only validating: keep numbers as text, so no digit limit or float overflow applies.
+    return text
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _json_problem(error: ValueError) -> str:
+    if isinstance(error, json.JSONDecodeError):
+        return f"{error.msg} at line {error.lineno} column {error.colno}"
+    if isinstance(error, UnicodeDecodeError):
+        return "it is not UTF-8 text"
+    return str(error)
+
+
+def page_limit(value: str | None) -> int:
+    if value is None:
+        return DEFAULT_PAGE_LIMIT
+    if _WHOLE_NUMBER_RE.fullmatch(value) is None or not 1 <= int(value) <= MAX_PAGE_LIMIT:
+        raise BadRequestError(
+            f"query parameter 'limit' is {_quoted(value)}: use a whole number from 1 to {MAX_PAGE_LIMIT} "
+            f"(default {DEFAULT_PAGE_LIMIT})"
+        )
+    return int(value)
+
+
+def _tenant_binding(tenant_id: str) -> str:
+    return hashlib.sha256(tenant_id.encode()).hexdigest()[:16]
+
+
+def encode_page_token(tenant_id: str, last_item_id: str) -> str:
+    payload = {"v": _TOKEN_VERSION, "t": _tenant_binding(tenant_id), "a": last_item_id}
+    raw = json.dumps(payload, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_page_token(tenant_id: str, token: str) -> str:
+    """The item id to resume after; only for a token issued to ``tenant_id``."""
+    malformed = BadRequestError(
+        "query parameter 'next' is not a pagination token: pass the 'next' value of the previous "
+        "GET /items page unchanged, or leave it out to start from the first page"
+    )
+    if _TOKEN_RE.fullmatch(token) is None:
+        raise malformed
+    try:
+        payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+    except (binascii.Error, ValueError) as error:
+        raise malformed from error
+    if (
+        not isinstance(payload, dict)
+        or set(payload) != {"v", "t", "a"}
+        or payload["v"] != _TOKEN_VERSION
+        or not isinstance(payload["a"], str)
+        or _ITEM_ID_RE.fullmatch(payload["a"]) is None
+    ):
+        raise malformed
+    if payload["t"] != _tenant_binding(tenant_id):
+        raise BadRequestError(
+            "query parameter 'next' was issued to another tenant: pass the 'next' value of your own "
+            "previous GET /items page, or leave it out to start from the first page"
+        )
+    return str(payload["a"])
+
+
+def _quoted(value: str) -> str:
+    shown = value if len(value) <= 40 else value[:40] + "..."
+    return json.dumps(shown)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Responses
+
+
+def _json_response(status: int, body: object, headers: dict[str, str] | None = None) -> Response[str]:
+    return Response(
+        status_code=status,
+        content_type=content_types.APPLICATION_JSON,
+        body=json.dumps(body, separators=(",", ":")),
+        headers=headers,
+    )
+
+
+def _item_json(item_id: str, document: str) -> str:
+    # The stored document is JSON text checked on the way in: embedding it keeps it byte for byte.
+    return f'{{"id":{json.dumps(item_id)},"value":{document}}}'
+
+
+def _proxy_response(status: int, body: object) -> dict[str, Any]:
+    return {
+        "statusCode": status,
+        "headers": {"Content-Type": content_types.APPLICATION_JSON},
+        "body": json.dumps(body, separators=(",", ":")),
+        "isBase64Encoded": False,
+    }
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Routes (thin: read the request, call the data layer, shape the answer)
+
+
+def _tenant() -> Tenant:
+    tenant: Tenant = app.context["tenant"]
+    return tenant
+
+
+def _table(tenant: Tenant) -> TenantTable:
+    return data_clients.table(tenant.tenant_id, tenant.table)
+
+
+@app.get("/tenant")
+def get_tenant() -> Response[str]:
+    return _json_response(HTTPStatus.OK, tenant_document(_tenant()))
+
+
+@app.post("/counter")
+def increment_counter() -> Response[str]:
+    tenant = _tenant()
+    counter = _table(tenant).increment_counter()
+    return _json_response(HTTPStatus.OK, {"tenant_id": tenant.tenant_id, "counter": counter})
+
+
+@app.put("/items/<item_id>")
+def put_item(item_id: str) -> Response[str]:
+    checked_item_id(item_id)
+    event = app.current_event
+    document = json_document(event.body, bool(event.is_base64_encoded))
+    created = _table(_tenant()).put(item_id, document)
+    return _json_response(
+        HTTPStatus.CREATED if created else HTTPStatus.OK, {"id": item_id, "created": created}
+    )
+
+
+@app.get("/items/<item_id>")
+def get_item(item_id: str) -> Response[str]:
+    checked_item_id(item_id)
+    document = _table(_tenant()).get(item_id)
+    if document is None:
+        return _json_response(HTTPStatus.NOT_FOUND, {"message": f"item {_quoted(item_id)} does not exist"})
+    return Response(
+        status_code=HTTPStatus.OK,
+        content_type=content_types.APPLICATION_JSON,
+        body=_item_json(item_id, document),
+    )
+
+
+@app.get("/items")
+def list_items() -> Response[str]:
+    tenant = _tenant()
+    query = app.current_event.query_string_parameters or {}
+    limit = page_limit(query.get("limit"))
+    token = query.get("next")
+    after = None if token is None else decode_page_token(tenant.tenant_id, token)
+    page = _table(tenant).list_items(limit, after, MAX_PAGE_DOCUMENT_BYTES)
+    next_token = None if page.resume_after is None else encode_page_token(tenant.tenant_id, page.resume_after)
+    items = ",".join(_item_json(item.item_id, item.document) for item in page.items)
+    body = f'{{"items":[{items}],"next":{json.dumps(next_token)}}}'
+    return Response(status_code=HTTPStatus.OK, content_type=content_types.APPLICATION_JSON, body=body)
+
+
+@app.delete("/items/<item_id>")
+def delete_item(item_id: str) -> Response[str]:
+    checked_item_id(item_id)
+    _table(_tenant()).delete(item_id)
+    return Response(status_code=HTTPStatus.NO_CONTENT, content_type=content_types.APPLICATION_JSON, body="")
+
+
+@app.not_found
+def unknown_route(_: Exception) -> Response[str]:
+    event = app.current_event
+    route = f"{event.http_method} {event.path}"
+    return _json_response(
+        HTTPStatus.NOT_FOUND, {"message": f"no route {_quoted(route)}: this API serves {_ROUTE_LIST}"}
+    )
+
+
+def bad_request(error: BadRequestError) -> Response[str]:
+    logger.info("bad request", extra={"problem": str(error)})
+    return _json_response(HTTPStatus.BAD_REQUEST, {"message": str(error)})
+
+
+def aws_error(error: ClientError) -> Response[str]:
+    code = str(error.response.get("Error", {}).get("Code", ""))
+    if code in THROTTLING_ERROR_CODES:
+        logger.warning("throttled by AWS", extra={"error_code": code})
+        return _json_response(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            {"message": f"the tenant's data store is busy; retry in {RETRY_AFTER_SECONDS} second(s)"},
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    return internal_error(error)
+
+
+def internal_error(error: Exception) -> Response[str]:
+    logger.exception("request failed", extra={"error_type": type(error).__name__})
+    return _json_response(
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+        {
+            "message": "internal error: the request was not completed; report the request id if it persists",
+            "request_id": app.context.get("request_id", "unknown"),
+        },
+    )
+
+
+# Registered as calls: the decorator is untyped and would erase these functions' types.
+app.exception_handler(BadRequestError)(bad_request)
+app.exception_handler(ClientError)(aws_error)
+app.exception_handler(Exception)(internal_error)

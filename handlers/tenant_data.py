@@ -1,0 +1,263 @@
+"""One tenant's data, reached only through STS credentials tagged with that tenant's id.
+
+Storage layout, the same in the pooled table and in a silo table:
+
+- partition key ``tenant_id`` (``contract.DATA_PARTITION_KEY``): the tenant id;
+- sort key ``sk`` (``contract.DATA_SORT_KEY``): ``item#<item id>`` for an item and ``counter`` for the
+  tenant's counter (no item sort key can equal it, so the counter never appears among the items);
+- ``doc``: the item's JSON document as text, exactly as the client sent it, so every JSON value round-trips
+  byte for byte (numbers keep their digits, duplicate keys and key order survive);
+- ``count``: the counter's value (a number, incremented with ``UpdateItem ADD``).
+
+Every request names the tenant's own partition key: that is what the data role's IAM policy demands
+(``dynamodb:LeadingKeys`` equal to the session tag), so a bug here is refused by AWS rather than served.
+
+boto3 is imported on first use, not at import time: it is most of a cold start, and ``GET /tenant`` and
+every 4xx answer never need it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from handlers.contract import DATA_PARTITION_KEY, DATA_SORT_KEY, TENANT_SESSION_TAG, Env
+
+ITEM_SORT_KEY_PREFIX: Final = "item#"
+COUNTER_SORT_KEY: Final = "counter"
+DOCUMENT_ATTRIBUTE: Final = "doc"
+COUNT_ATTRIBUTE: Final = "count"
+
+# Refresh a tenant's credentials this long before STS says they expire, so no request starts on
+# credentials that lapse mid-flight (retries included).
+CREDENTIAL_REFRESH_MARGIN_SECONDS: Final = 300.0
+ASSUMED_ROLE_DURATION_SECONDS: Final = 3600
+# A warm container serves a bounded number of tenants' clients; the least recently used one is dropped.
+MAX_CACHED_TENANTS: Final = 512
+
+
+class DynamoDBClient(Protocol):
+    """The low-level DynamoDB client calls this module makes (boto3 ships no type hints)."""
+
+    def get_item(self, **kwargs: Any) -> dict[str, Any]: ...
+    def put_item(self, **kwargs: Any) -> dict[str, Any]: ...
+    def update_item(self, **kwargs: Any) -> dict[str, Any]: ...
+    def delete_item(self, **kwargs: Any) -> dict[str, Any]: ...
+    def query(self, **kwargs: Any) -> dict[str, Any]: ...
+
+
+class MissingConfigurationError(RuntimeError):
+    """The function's environment lacks a setting the deployment must provide."""
+
+
+@dataclass(frozen=True)
+class StoredItem:
+    item_id: str
+    document: str  # JSON text
+
+
+@dataclass(frozen=True)
+class ItemPage:
+    items: tuple[StoredItem, ...]
+    # The id of the last item returned when more items may follow, else None.
+    resume_after: str | None
+
+
+def item_sort_key(item_id: str) -> str:
+    return f"{ITEM_SORT_KEY_PREFIX}{item_id}"
+
+
+@dataclass(frozen=True)
+class TenantTable:
+    """The tenant's partition of its table, on a client holding that tenant's scoped credentials."""
+
+    client: DynamoDBClient
+    table: str
+    tenant_id: str
+
+    def _key(self, sort_key: str) -> dict[str, dict[str, str]]:
+        return {DATA_PARTITION_KEY: {"S": self.tenant_id}, DATA_SORT_KEY: {"S": sort_key}}
+
+    def put(self, item_id: str, document: str) -> bool:
+        """Store the item; True when it did not exist before."""
+        response = self.client.put_item(
+            TableName=self.table,
+            Item={**self._key(item_sort_key(item_id)), DOCUMENT_ATTRIBUTE: {"S": document}},
+            ReturnValues="ALL_OLD",
+        )
+        return not response.get("Attributes")
+
+    def get(self, item_id: str) -> str | None:
+        response = self.client.get_item(
+            TableName=self.table,
+            Key=self._key(item_sort_key(item_id)),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return None if item is None else str(item[DOCUMENT_ATTRIBUTE]["S"])
+
+    def delete(self, item_id: str) -> None:
+        self.client.delete_item(TableName=self.table, Key=self._key(item_sort_key(item_id)))
+
+    def increment_counter(self) -> int:
+        response = self.client.update_item(
+            TableName=self.table,
+            Key=self._key(COUNTER_SORT_KEY),
+            UpdateExpression="ADD #count :one",
+            ExpressionAttributeNames={"#count": COUNT_ATTRIBUTE},
+            ExpressionAttributeValues={":one": {"N": "1"}},
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(response["Attributes"][COUNT_ATTRIBUTE]["N"])
+
+    def list_items(self, limit: int, after: str | None, max_document_bytes: int) -> ItemPage:
+        """Up to ``limit`` items in id order, starting after the item id ``after``.
+
+        Stops early once the documents reach ``max_document_bytes`` (a Lambda response is capped at
+        6 MB; 100 items of 64 KB would not fit), always returning at least one item when any is left.
+        """
+        items: list[StoredItem] = []
+        document_bytes = 0
+        start_key = None if after is None else self._key(item_sort_key(after))
+        while True:
+            query: dict[str, Any] = {
+                "TableName": self.table,
+                "KeyConditionExpression": "#pk = :tenant AND begins_with(#sk, :items)",
+                "ExpressionAttributeNames": {"#pk": DATA_PARTITION_KEY, "#sk": DATA_SORT_KEY},
+                "ExpressionAttributeValues": {
+                    ":tenant": {"S": self.tenant_id},
+                    ":items": {"S": ITEM_SORT_KEY_PREFIX},
+                },
+                "Limit": limit - len(items),
+                "ConsistentRead": True,
+            }
+            if start_key is not None:
+                query["ExclusiveStartKey"] = start_key
+            response = self.client.query(**query)
+            for raw in response.get("Items", []):
+                document = str(raw[DOCUMENT_ATTRIBUTE]["S"])
+                document_bytes += len(document.encode())
+                if items and document_bytes > max_document_bytes:
+                    return ItemPage(tuple(items), items[-1].item_id)
+                sort_key = str(raw[DATA_SORT_KEY]["S"])
+                items.append(StoredItem(sort_key.removeprefix(ITEM_SORT_KEY_PREFIX), document))
+            start_key = response.get("LastEvaluatedKey")
+            if start_key is None:
+                return ItemPage(tuple(items), None)
+            if len(items) == limit:
+                return ItemPage(tuple(items), items[-1].item_id)
+
+
+@dataclass
+class _CachedClient:
+    client: DynamoDBClient
+    refresh_at: float
+
+
+class TenantClients:
+    """DynamoDB clients on STS credentials of the tenant data role, one per tenant, tagged with its id.
+
+    A tenant's client is reused until ``refresh_margin`` seconds before its credentials expire. Safe to
+    share between threads: one STS call per tenant at a time, other tenants are not held up by it.
+    """
+
+    def __init__(
+        self,
+        *,
+        role_arn: str | None = None,
+        session: Any = None,
+        refresh_margin: float = CREDENTIAL_REFRESH_MARGIN_SECONDS,
+        max_tenants: int = MAX_CACHED_TENANTS,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._role_arn = role_arn
+        self._session = session
+        self._refresh_margin = refresh_margin
+        self._max_tenants = max_tenants
+        self._clock = clock
+        self._sts: Any = None
+        self._clients: OrderedDict[str, _CachedClient] = OrderedDict()
+        self._tenant_locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()  # guards the dicts and the (not thread-safe) session
+
+    def table(self, tenant_id: str, table: str) -> TenantTable:
+        return TenantTable(self.client_for(tenant_id), table, tenant_id)
+
+    def client_for(self, tenant_id: str) -> DynamoDBClient:
+        cached = self._fresh(tenant_id)
+        if cached is not None:
+            return cached
+        with self._lock:
+            tenant_lock = self._tenant_locks.setdefault(tenant_id, threading.Lock())
+        with tenant_lock:
+            cached = self._fresh(tenant_id)  # another thread may have refreshed it meanwhile
+            if cached is not None:
+                return cached
+            entry = self._assume(tenant_id)
+            with self._lock:
+                self._clients[tenant_id] = entry
+                self._clients.move_to_end(tenant_id)
+                while len(self._clients) > self._max_tenants:
+                    evicted, _ = self._clients.popitem(last=False)
+                    self._tenant_locks.pop(evicted, None)
+            return entry.client
+
+    def _fresh(self, tenant_id: str) -> DynamoDBClient | None:
+        with self._lock:
+            entry = self._clients.get(tenant_id)
+            if entry is None or self._clock() >= entry.refresh_at:
+                return None
+            self._clients.move_to_end(tenant_id)
+            return entry.client
+
+    def _assume(self, tenant_id: str) -> _CachedClient:
+        sts = self._sts_client()
+        response = sts.assume_role(
+            RoleArn=self._data_role_arn(),
+            RoleSessionName=f"tenant-{tenant_id}",
+            Tags=[{"Key": TENANT_SESSION_TAG, "Value": tenant_id}],
+            DurationSeconds=ASSUMED_ROLE_DURATION_SECONDS,
+        )
+        credentials = response["Credentials"]
+        from botocore.config import Config
+
+        with self._lock:
+            client = self._boto_session().client(
+                "dynamodb",
+                aws_access_key_id=credentials["AccessKeyId"],
+                aws_secret_access_key=credentials["SecretAccessKey"],
+                aws_session_token=credentials["SessionToken"],
+                config=Config(retries={"mode": "standard", "max_attempts": 3}),
+            )
+        refresh_at = credentials["Expiration"].timestamp() - self._refresh_margin
+        return _CachedClient(client, refresh_at)
+
+    def _sts_client(self) -> Any:
+        with self._lock:
+            if self._sts is None:
+                self._sts = self._boto_session().client("sts")
+            return self._sts
+
+    def _boto_session(self) -> Any:
+        # Called with self._lock held.
+        if self._session is None:
+            import boto3
+
+            self._session = boto3.session.Session()
+        return self._session
+
+    def _data_role_arn(self) -> str:
+        if self._role_arn is None:
+            role_arn = os.environ.get(Env.TENANT_DATA_ROLE_ARN, "")
+            if not role_arn:
+                raise MissingConfigurationError(
+                    f"environment variable {Env.TENANT_DATA_ROLE_ARN} is not set: the deployment must pass "
+                    "the tenant data role's ARN to the tenant API function"
+                )
+            self._role_arn = role_arn
+        return self._role_arn
