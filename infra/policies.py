@@ -126,3 +126,58 @@ def authorizer_policy(registry_table_arn: str) -> PolicyDocument:
             }
         ],
     }
+
+
+def lambda_logs_policy(log_group_arn: str) -> PolicyDocument:
+    """A function writes its logs to its own log group only (the group itself is declared, not created)."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "WriteOwnLogGroup",
+                "Effect": "Allow",
+                "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                "Resource": f"{log_group_arn}:log-stream:*",
+            }
+        ],
+    }
+
+
+def api_gateway_trust_policy() -> PolicyDocument:
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "apigateway.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+
+
+def api_gateway_logging_policy() -> PolicyDocument:
+    """What API Gateway's account-level CloudWatch role needs to write access and execution logs.
+
+    The same actions as the AWS managed policy AmazonAPIGatewayPushToCloudWatchLogs, inline so the
+    program needs no partition lookup.
+    """
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "PushToCloudWatchLogs",
+                "Effect": "Allow",
+                "Action": [
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:DescribeLogGroups",
+                    "logs:DescribeLogStreams",
+                    "logs:PutLogEvents",
+                    "logs:GetLogEvents",
+                    "logs:FilterLogEvents",
+                ],
+                "Resource": "*",
+            }
+        ],
+    }

@@ -1,0 +1,193 @@
+"""Typed stack settings: every ``tenant-tiers:*`` config key, its default, and a clear error if wrong."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import TypeVar
+
+import pulumi
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+CONFIG_NAMESPACE = "tenant-tiers"
+
+SUPPORTED_RUNTIMES = ("python3.10", "python3.11", "python3.12", "python3.13")
+# CloudWatch Logs accepts only these retention periods (0 keeps logs forever).
+LOG_RETENTION_DAYS = (
+    0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545,
+    731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
+)  # fmt: skip
+MAX_AUTHORIZER_CACHE_TTL_SECONDS = 3600
+_STAGE_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
+
+class Architecture(StrEnum):
+    ARM64 = "arm64"
+    X86_64 = "x86_64"
+
+
+class ConfigKey(StrEnum):
+    TIERS_FILE = "tiersFile"
+    LAMBDA_RUNTIME = "lambdaRuntime"
+    LAMBDA_ARCHITECTURE = "lambdaArchitecture"
+    AUTHORIZER_CACHE_TTL_SECONDS = "authorizerCacheTtlSeconds"
+    STAGE_NAME = "stageName"
+    MANAGE_API_GATEWAY_ACCOUNT = "manageApiGatewayAccount"
+    LOG_RETENTION_DAYS = "logRetentionDays"
+
+    @property
+    def qualified(self) -> str:
+        return f"{CONFIG_NAMESPACE}:{self.value}"
+
+
+@dataclass(frozen=True)
+class Settings:
+    tiers_file: Path
+    lambda_runtime: str = "python3.12"
+    lambda_architecture: Architecture = Architecture.ARM64
+    authorizer_cache_ttl_seconds: int = 300
+    stage_name: str = "v1"
+    manage_api_gateway_account: bool = True
+    log_retention_days: int = 30
+
+    @property
+    def python_version(self) -> str:
+        """``python3.12`` -> ``3.12``: the interpreter the bundle's wheels must fit."""
+        return self.lambda_runtime.removeprefix("python")
+
+
+class ConfigError(Exception):
+    """Every problem in the stack config, one per line; ``str()`` is the report."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("Invalid stack config:\n" + "\n".join(f"  - {problem}" for problem in problems))
+
+
+_T = TypeVar("_T")
+
+
+def load_settings(stack: str, config: pulumi.Config | None = None) -> Settings:
+    """Read and check the ``tenant-tiers:*`` keys of ``stack``; raise ConfigError listing every problem."""
+    config = config if config is not None else pulumi.Config(CONFIG_NAMESPACE)
+    defaults = Settings(tiers_file=Path("tiers") / f"{stack}.yaml")
+    problems: list[str] = []
+
+    def read(key: ConfigKey, default: _T, parse: Callable[[str], _T], expected: str) -> _T:
+        raw = config.get(key.value)
+        if raw is None:
+            return default
+        try:
+            return parse(raw.strip())
+        except ValueError:
+            problems.append(
+                f"{key.qualified} is {raw!r}: expected {expected}. "
+                f"Fix it with `pulumi config set {key.qualified} <value>` or remove it to use the default "
+                f"({_show(default)})."
+            )
+            return default
+
+    tiers_file = read(ConfigKey.TIERS_FILE, defaults.tiers_file, _parse_path, "a path to a tier file")
+    # Pulumi runs the program in the project directory; keep the path as the user wrote it there, so
+    # problems in the tier file read exactly as `python -m tiers validate <path>` prints them.
+    in_project = Path.cwd().resolve() == PROJECT_ROOT
+    tiers_path = tiers_file if tiers_file.is_absolute() or in_project else PROJECT_ROOT / tiers_file
+    settings = Settings(
+        tiers_file=tiers_path,
+        lambda_runtime=read(
+            ConfigKey.LAMBDA_RUNTIME,
+            defaults.lambda_runtime,
+            _one_of(SUPPORTED_RUNTIMES),
+            "one of " + ", ".join(SUPPORTED_RUNTIMES),
+        ),
+        lambda_architecture=read(
+            ConfigKey.LAMBDA_ARCHITECTURE,
+            defaults.lambda_architecture,
+            Architecture,
+            "one of " + ", ".join(Architecture),
+        ),
+        authorizer_cache_ttl_seconds=read(
+            ConfigKey.AUTHORIZER_CACHE_TTL_SECONDS,
+            defaults.authorizer_cache_ttl_seconds,
+            _int_in_range(0, MAX_AUTHORIZER_CACHE_TTL_SECONDS),
+            f"a whole number of seconds from 0 (no caching) to {MAX_AUTHORIZER_CACHE_TTL_SECONDS}",
+        ),
+        stage_name=read(
+            ConfigKey.STAGE_NAME,
+            defaults.stage_name,
+            _stage_name,
+            "1-128 letters, digits, hyphens or underscores",
+        ),
+        manage_api_gateway_account=read(
+            ConfigKey.MANAGE_API_GATEWAY_ACCOUNT,
+            defaults.manage_api_gateway_account,
+            _bool,
+            "true or false",
+        ),
+        log_retention_days=read(
+            ConfigKey.LOG_RETENTION_DAYS,
+            defaults.log_retention_days,
+            _one_of_ints(LOG_RETENTION_DAYS),
+            "a CloudWatch Logs retention period: one of " + ", ".join(map(str, LOG_RETENTION_DAYS)),
+        ),
+    )
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def _show(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def _parse_path(raw: str) -> Path:
+    if not raw:
+        raise ValueError(raw)
+    return Path(raw)
+
+
+def _one_of(allowed: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        if raw not in allowed:
+            raise ValueError(raw)
+        return raw
+
+    return parse
+
+
+def _one_of_ints(allowed: tuple[int, ...]) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if value not in allowed:
+            raise ValueError(raw)
+        return value
+
+    return parse
+
+
+def _int_in_range(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not low <= value <= high:
+            raise ValueError(raw)
+        return value
+
+    return parse
+
+
+def _stage_name(raw: str) -> str:
+    if _STAGE_NAME.fullmatch(raw) is None:
+        raise ValueError(raw)
+    return raw
+
+
+def _bool(raw: str) -> bool:
+    lowered = raw.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    raise ValueError(raw)

@@ -1,0 +1,104 @@
+"""The whole program: read the stack config, load the tier file, build the bundle, compose the components.
+
+Everything that can be wrong with the input is checked before the first resource is
+declared, and reported as a pulumi.RunError: Pulumi prints its text, without a traceback.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+
+from infra.api import Api, ApiArgs
+from infra.bundle import BundleError, BundleSpec, build_bundle
+from infra.config import ConfigError, Settings, load_settings
+from infra.functions import Functions, FunctionsArgs
+from infra.identity import Identity, IdentityArgs
+from infra.plans import Plans, PlansArgs
+from infra.storage import Storage, StorageArgs
+from tiers.loader import CatalogError, load_catalog
+from tiers.model import Catalog
+from tiers.naming import Naming
+from tiers.registry import data_table
+
+
+def main() -> None:
+    """The program ``pulumi up`` runs (``__main__.py`` calls this)."""
+    stack = pulumi.get_stack()
+    try:
+        settings = load_settings(stack)
+        catalog = load_catalog(settings.tiers_file)
+        bundle = build_bundle(BundleSpec(settings.python_version, settings.lambda_architecture))
+    except (ConfigError, CatalogError, BundleError) as error:
+        raise pulumi.RunError(str(error)) from None
+    if not bundle.from_cache:
+        pulumi.log.info(f"Built the Lambda bundle in {bundle.path}")
+    naming = Naming(project=pulumi.get_project(), stack=stack)
+    for name, value in deploy(settings, catalog, naming, pulumi.FileArchive(str(bundle.path))).items():
+        pulumi.export(name, value)
+
+
+def deploy(settings: Settings, catalog: Catalog, naming: Naming, code: pulumi.Archive) -> dict[str, Any]:
+    """Declare every resource of the stack; returns the stack outputs (none of them secret)."""
+    identity = Identity("identity", IdentityArgs(naming=naming))
+    storage = Storage(
+        "storage",
+        StorageArgs(
+            naming=naming,
+            silo_tenant_ids=[tenant.id for tenant in catalog.tenants.values() if catalog.is_silo(tenant)],
+        ),
+    )
+    functions = Functions(
+        "functions",
+        FunctionsArgs(
+            naming=naming,
+            code=code,
+            runtime=settings.lambda_runtime,
+            architecture=settings.lambda_architecture,
+            log_retention_days=settings.log_retention_days,
+            registry_table_name=storage.registry_table.name,
+            registry_table_arn=storage.registry_table.arn,
+            pooled_table_arn=storage.pooled_table.arn,
+            token_issuer=identity.issuer,
+            jwks_url=identity.jwks_url,
+            app_client_id=identity.app_client.id,
+        ),
+    )
+    api = Api(
+        "api",
+        ApiArgs(
+            naming=naming,
+            stage_name=settings.stage_name,
+            authorizer_cache_ttl_seconds=settings.authorizer_cache_ttl_seconds,
+            log_retention_days=settings.log_retention_days,
+            manage_api_gateway_account=settings.manage_api_gateway_account,
+            authorizer=functions.authorizer,
+            tenant_api=functions.tenant_api,
+        ),
+    )
+    plans = Plans(
+        "tenants",
+        PlansArgs(
+            naming=naming,
+            catalog=catalog,
+            rest_api_id=api.rest_api.id,
+            stage_name=api.stage.stage_name,
+            registry_table_name=storage.registry_table.name,
+        ),
+    )
+    return {
+        "apiUrl": api.url,
+        "userPoolId": identity.user_pool.id,
+        "appClientId": identity.app_client.id,
+        "registryTable": storage.registry_table.name,
+        "plans": {tier: plan.id for tier, plan in plans.usage_plans.items()},
+        "tenants": {
+            tenant.id: {
+                "apiKeyId": plans.api_keys[tenant.id].id,
+                "table": data_table(catalog, tenant, naming),
+                "tier": tenant.tier,
+            }
+            for tenant in catalog.tenants.values()
+        },
+    }
