@@ -104,6 +104,8 @@ class _Checker:
         self.source = source
         self.problems: list[Problem] = []
         self._document = SourceDocument(data=None)
+        # Places with a YAML-level issue: a schema complaint about the same place would only repeat it.
+        self._flagged: set[KeyPath] = set()
 
     def check(self, text: str) -> Catalog | None:
         try:
@@ -113,6 +115,7 @@ class _Checker:
             return None
         for issue in self._document.issues:
             self._add(issue.path, issue.message, issue.line)
+        self._flagged = {issue.path for issue in self._document.issues}
         for duplicate in self._document.duplicates:
             self._add(
                 duplicate.path, _duplicate_message(duplicate.path, duplicate.first_line), duplicate.line
@@ -236,6 +239,8 @@ class _Checker:
             return None
 
     def _add(self, path: KeyPath, message: str, line: int | None = None) -> None:
+        if path in self._flagged:
+            return
         if line is None:
             line = self._document.line_of(path)
         self.problems.append(Problem(self.source, line, ".".join(path), message))

@@ -108,7 +108,9 @@ def read_yaml(text: str) -> SourceDocument:
 
 def _syntax_error(error: yaml.MarkedYAMLError) -> YamlSyntaxError:
     mark = error.problem_mark or error.context_mark
-    what = " ".join(part for part in (error.context, error.problem) if part)
+    what = error.problem or error.context or "unreadable YAML"
+    if error.problem and error.context:
+        what = f"{error.problem} ({error.context})"
     if mark is None:
         return YamlSyntaxError(
             None, f"YAML syntax error: {what}. Fix the YAML (docs/tier-file.md shows the format)."
