@@ -1,0 +1,417 @@
+"""Lambda TOKEN authorizer: verifies the Cognito ID token and hands API Gateway the tenant's API key.
+
+Outcomes (API Gateway's contract for REST API Lambda authorizers):
+
+- valid token of an active tenant: an Allow policy covering every method and
+  path of the stage (a policy naming only the called method would make API
+  Gateway's cached answer deny the tenant's other routes), the tenant's API key
+  as ``usageIdentifierKey`` and the tenant's tier, isolation, table and limits
+  in ``context``;
+- valid token of an unknown or suspended tenant: an explicit Deny of every
+  route, no key (API Gateway answers 403);
+- any problem with the token or the request, and a registry that cannot answer:
+  ``raise Exception("Unauthorized")`` (API Gateway answers 401). A registry
+  outage is reported as 401 rather than Deny: a Deny would say something false
+  about the tenant and API Gateway would cache it for the authorizer TTL; 401
+  asks the client to retry, and nothing else may escape (it would be a 500).
+
+Logs carry a reason code and, once the token is verified, the tenant id; never
+the token, the API key or other claims.
+
+Module state (settings, JWKS cache, registry cache, boto3 client) is built on
+the first invocation, so importing this module stays cheap; boto3 is imported
+only when the registry is first read.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final, NamedTuple
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
+    APIGatewayAuthorizerResponse,
+)
+
+from handlers.contract import ContextKey, Env
+from handlers.jwks import Fetcher, JwksCache, JwksError, fetch_jwks_document
+from handlers.tenant_registry import DynamoDBGetItem, RegistryError, TenantRecord, TenantRegistry
+from handlers.token_verifier import CLOCK_SKEW_LEEWAY_SECONDS, TokenError, TokenVerifier, VerifiedIdentity
+
+if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.typing import LambdaContext
+
+MAX_AUTHORIZATION_HEADER_CHARS: Final = 8192
+"""Checked before any parsing. API Gateway allows 10,240 bytes of headers; Cognito ID tokens are ~1-2 KB."""
+
+MAX_METHOD_ARN_CHARS: Final = 1600
+"""API Gateway's limit on method ARNs."""
+
+DECISION_CACHE_SIZE: Final = 4096
+"""Decisions kept per container, keyed by the exact token string and the stage."""
+
+UNAUTHORIZED: Final = "Unauthorized"
+"""The exception message API Gateway turns into 401."""
+
+_METHOD_ARN = re.compile(
+    r"arn:(?P<partition>aws[a-z-]*):execute-api:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
+    r"(?P<api_id>[A-Za-z0-9]+)/(?P<stage>[A-Za-z0-9_-]+)/.*",
+    re.DOTALL,
+)
+
+logger = Logger()
+
+
+class RequestError(Exception):
+    """The event itself is unusable; ``reason`` is a log-safe code."""
+
+    reason = "bad_request"
+
+
+class MissingTokenError(RequestError):
+    reason = "missing_token"
+
+
+class HeaderTooLargeError(RequestError):
+    reason = "header_too_large"
+
+
+class MalformedAuthorizationHeaderError(RequestError):
+    reason = "malformed_authorization_header"
+
+
+class InvalidMethodArnError(RequestError):
+    reason = "invalid_method_arn"
+
+
+class ConfigurationError(Exception):
+    """The function's environment is incomplete."""
+
+    reason = "not_configured"
+
+
+_REJECTIONS: Final = (RequestError, TokenError, JwksError, RegistryError)
+
+
+@dataclass(frozen=True)
+class AuthorizerSettings:
+    issuer: str
+    """Expected ``iss``, exactly: ``https://cognito-idp.{region}.amazonaws.com/{userPoolId}``."""
+    app_client_id: str
+    """Expected ``aud``."""
+    jwks_url: str
+    """Where the signing keys are served; separate from the issuer (the local stack serves them elsewhere)."""
+    registry_table: str
+    leeway_seconds: float = CLOCK_SKEW_LEEWAY_SECONDS
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str]) -> AuthorizerSettings:
+        names = (Env.TOKEN_ISSUER, Env.APP_CLIENT_ID, Env.JWKS_URL, Env.REGISTRY_TABLE)
+        missing = [name for name in names if not environ.get(name)]
+        if missing:
+            raise ConfigurationError(
+                f"authorizer environment variable(s) {', '.join(missing)} not set; "
+                "the program sets them on the function: redeploy, or set them for a local run"
+            )
+        return cls(
+            issuer=environ[Env.TOKEN_ISSUER],
+            app_client_id=environ[Env.APP_CLIENT_ID],
+            jwks_url=environ[Env.JWKS_URL],
+            registry_table=environ[Env.REGISTRY_TABLE],
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """The API stage a method ARN belongs to; the policy covers all of it."""
+
+    partition: str
+    region: str
+    account_id: str
+    api_id: str
+    name: str
+
+
+def bearer_token(header: object) -> str:
+    """The token of an ``Authorization: Bearer <token>`` value (scheme case-insensitive, one space)."""
+    if not isinstance(header, str) or not header:
+        raise MissingTokenError
+    if len(header) > MAX_AUTHORIZATION_HEADER_CHARS:
+        raise HeaderTooLargeError
+    scheme, separator, token = header.partition(" ")
+    if not separator or scheme.lower() != "bearer" or not token or " " in token:
+        raise MalformedAuthorizationHeaderError
+    return token
+
+
+def parse_method_arn(method_arn: object) -> Stage:
+    """The stage of ``arn:PARTITION:execute-api:REGION:ACCOUNT:API_ID/STAGE/VERB/PATH``."""
+    if not isinstance(method_arn, str) or len(method_arn) > MAX_METHOD_ARN_CHARS:
+        raise InvalidMethodArnError
+    match = _METHOD_ARN.fullmatch(method_arn)
+    if match is None:
+        raise InvalidMethodArnError
+    return Stage(
+        partition=match["partition"],
+        region=match["region"],
+        account_id=match["account"],
+        api_id=match["api_id"],
+        name=match["stage"],
+    )
+
+
+class _StageMemo:
+    """Stages by method ARN prefix (up to the stage): the paths vary, an API has a handful of stages."""
+
+    _MAX_STAGES: Final = 64
+
+    def __init__(self) -> None:
+        self._stages: dict[str, Stage] = {}
+
+    def stage_of(self, method_arn: object) -> Stage:
+        if not isinstance(method_arn, str) or len(method_arn) > MAX_METHOD_ARN_CHARS:
+            raise InvalidMethodArnError
+        api, _, rest = method_arn.partition("/")
+        stage_name, separator, _ = rest.partition("/")
+        prefix = f"{api}/{stage_name}"
+        stage = self._stages.get(prefix)
+        if stage is None or not separator:
+            stage = parse_method_arn(method_arn)
+            if len(self._stages) >= self._MAX_STAGES:
+                self._stages.clear()
+            self._stages[prefix] = stage
+        return stage
+
+
+def tenant_context(record: TenantRecord) -> dict[str, str]:
+    """The authorizer ``context`` the tenant API reads (all values strings, as API Gateway passes them)."""
+    return {
+        ContextKey.TENANT_ID: record.tenant_id,
+        ContextKey.TIER: record.tier,
+        ContextKey.ISOLATION: record.isolation,
+        ContextKey.TABLE: record.table,
+        ContextKey.THROTTLE_RATE: _decimal_text(record.throttle_rate),
+        ContextKey.THROTTLE_BURST: str(record.throttle_burst),
+        ContextKey.QUOTA_LIMIT: str(record.quota_limit),
+        ContextKey.QUOTA_PERIOD: record.quota_period,
+        ContextKey.QUOTA_OFFSET: str(record.quota_offset),
+    }
+
+
+def _decimal_text(value: float) -> str:
+    return str(int(value)) if value.is_integer() else repr(value)
+
+
+def allow_response(identity: VerifiedIdentity, record: TenantRecord, stage: Stage) -> dict[str, Any]:
+    return {"principalId": identity.subject, **_allow_template(stage, record)}
+
+
+def deny_response(identity: VerifiedIdentity, stage: Stage) -> dict[str, Any]:
+    return {"principalId": identity.subject, **_deny_template(stage)}
+
+
+# Responses differ by principal only for a given stage and tenant record, so powertools builds
+# each policy once; the record is part of the key, so a changed registry item gets a new one.
+@functools.lru_cache(maxsize=1024)
+def _allow_template(stage: Stage, record: TenantRecord) -> dict[str, Any]:
+    response = _response(stage, context=tenant_context(record), key=record.api_key_value)
+    response.allow_all_routes()
+    return _without_principal(response.asdict())
+
+
+@functools.lru_cache(maxsize=64)
+def _deny_template(stage: Stage) -> dict[str, Any]:
+    response = _response(stage, context=None, key=None)
+    response.deny_all_routes()
+    return _without_principal(response.asdict())
+
+
+def _without_principal(response: dict[str, Any]) -> dict[str, Any]:
+    del response["principalId"]
+    return response
+
+
+def _response(
+    stage: Stage, *, context: dict[str, str] | None, key: str | None
+) -> APIGatewayAuthorizerResponse:
+    return APIGatewayAuthorizerResponse(
+        principal_id="",
+        region=stage.region,
+        aws_account_id=stage.account_id,
+        api_id=stage.api_id,
+        stage=stage.name,
+        context=context,
+        usage_identifier_key=key,
+        partition=stage.partition,
+    )
+
+
+class _Decision(NamedTuple):
+    response: dict[str, Any]
+    token_expires_at: float
+    """Wall-clock epoch seconds (the token's ``exp``)."""
+    registry_expires_at: float
+    """Monotonic seconds (the registry answer's expiry)."""
+
+
+class DecisionCache:
+    """Bounded LRU of decisions by (exact token string, stage).
+
+    An entry lives until the token's ``exp`` or the registry answer's expiry,
+    whichever is first, so the cache never outlives what it was derived from; a
+    repeated token then costs a dictionary lookup instead of a signature check.
+    Only Allow and Deny decisions are kept, never rejections.
+    """
+
+    def __init__(
+        self, max_entries: int, *, clock: Callable[[], float], wall_clock: Callable[[], float]
+    ) -> None:
+        self._max_entries = max_entries
+        self._clock = clock
+        self._wall_clock = wall_clock
+        self._entries: OrderedDict[tuple[str, Stage], _Decision] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, Stage]) -> dict[str, Any] | None:
+        with self._lock:
+            decision = self._entries.get(key)
+            if decision is None:
+                return None
+            if (
+                self._wall_clock() >= decision.token_expires_at
+                or self._clock() >= decision.registry_expires_at
+            ):
+                del self._entries[key]
+                return None
+            self._entries.move_to_end(key)
+            return decision.response
+
+    def put(self, key: tuple[str, Stage], decision: _Decision) -> None:
+        with self._lock:
+            self._entries[key] = decision
+            self._entries.move_to_end(key)
+            while len(self._entries) > self._max_entries:
+                self._entries.popitem(last=False)
+
+
+class Authorizer:
+    """The authorizer with its caches; :meth:`handle` is what ``lambda_handler`` runs.
+
+    Responses may be shared between calls with the same token: treat them as read-only.
+    """
+
+    def __init__(
+        self,
+        verifier: TokenVerifier,
+        registry: TenantRegistry,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        decision_cache_size: int = DECISION_CACHE_SIZE,
+    ) -> None:
+        self._verifier = verifier
+        self._registry = registry
+        self._decisions = DecisionCache(decision_cache_size, clock=clock, wall_clock=wall_clock)
+        self._stages = _StageMemo()
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: AuthorizerSettings,
+        *,
+        jwks_fetcher: Fetcher = fetch_jwks_document,
+        dynamodb_client_factory: Callable[[], DynamoDBGetItem] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+    ) -> Authorizer:
+        """An authorizer for ``settings``; the defaults fetch keys over HTTP and read DynamoDB with boto3."""
+        keys = JwksCache(settings.jwks_url, fetcher=jwks_fetcher, clock=clock)
+        verifier = TokenVerifier(
+            issuer=settings.issuer,
+            audience=settings.app_client_id,
+            keys=keys,
+            leeway=settings.leeway_seconds,
+        )
+        registry = TenantRegistry(
+            settings.registry_table,
+            dynamodb_client_factory or _boto3_dynamodb_client,
+            clock=clock,
+        )
+        return cls(verifier, registry, clock=clock, wall_clock=wall_clock)
+
+    def handle(self, event: Mapping[str, Any], *, request_id: str | None = None) -> dict[str, Any]:
+        """The response for ``event``, or ``Exception("Unauthorized")`` raised; nothing else escapes."""
+        try:
+            return self.decide(event)
+        except _REJECTIONS as rejection:
+            logger.info("request unauthorized", reason=rejection.reason, request_id=request_id)
+        # A bug must still not become a 500 that would tell the client nothing; the type is enough to find it.
+        except Exception as error:
+            logger.error(
+                "authorizer failed",
+                reason="internal_error",
+                error_type=type(error).__name__,
+                request_id=request_id,
+            )
+        raise Exception(UNAUTHORIZED)
+
+    def decide(self, event: Mapping[str, Any]) -> dict[str, Any]:
+        """The Allow or Deny response for ``event``; raises a rejection carrying the failed check."""
+        token = bearer_token(event.get("authorizationToken"))
+        stage = self._stages.stage_of(event.get("methodArn"))
+        key = (token, stage)
+        cached = self._decisions.get(key)
+        if cached is not None:
+            return cached
+        identity = self._verifier.verify(token)
+        lookup = self._registry.lookup(identity.tenant_id)
+        if lookup.record is None or lookup.record.suspended:
+            logger.info(
+                "tenant denied",
+                reason="unknown_tenant" if lookup.record is None else "suspended_tenant",
+                tenant_id=identity.tenant_id,
+            )
+            response = deny_response(identity, stage)
+        else:
+            response = allow_response(identity, lookup.record, stage)
+        self._decisions.put(key, _Decision(response, identity.expires_at, lookup.expires_at))
+        return response
+
+
+def _boto3_dynamodb_client() -> DynamoDBGetItem:
+    import boto3  # deferred: importing boto3 costs ~250 ms, paid on the first registry read only
+    from botocore.config import Config
+
+    config = Config(connect_timeout=1, read_timeout=1, retries={"max_attempts": 2, "mode": "standard"})
+    client: DynamoDBGetItem = boto3.client("dynamodb", config=config)
+    return client
+
+
+_default: Authorizer | None = None
+_default_lock = threading.Lock()
+
+
+def default_authorizer() -> Authorizer:
+    """The container's authorizer, built from the environment on first use."""
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Authorizer.from_settings(AuthorizerSettings.from_env(os.environ))
+    return _default
+
+
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    try:
+        authorizer = default_authorizer()
+    except ConfigurationError as error:
+        logger.error(str(error), reason=error.reason)
+        raise Exception(UNAUTHORIZED) from None
+    return authorizer.handle(event, request_id=context.aws_request_id)
