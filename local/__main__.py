@@ -1,0 +1,101 @@
+"""python -m local up | token TENANT | usage: the local stack from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+from local.client import LocalClientError, id_token, usage, usage_table
+from local.settings import DEFAULT_PORT, DEFAULT_TIERS_FILE
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m local",
+        description="The tenant API on this machine: real handlers, emulated AWS (moto), no AWS account.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    up = commands.add_parser(
+        "up", help="start the local stack and serve the tenant API until Ctrl-C or SIGTERM"
+    )
+    up.add_argument("--tiers", type=Path, default=DEFAULT_TIERS_FILE, help="tier file (default: %(default)s)")
+    up.add_argument("--port", type=int, default=DEFAULT_PORT, help="port on 127.0.0.1 (default: %(default)s)")
+    up.add_argument(
+        "--authorizer-cache-ttl",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="authorizer result cache TTL (default: the program's authorizerCacheTtlSeconds; 0 disables)",
+    )
+    up.add_argument("--quiet", action="store_true", help="no access log line per request")
+
+    token = commands.add_parser("token", help="print a fresh ID token of a tenant's demo user")
+    token.add_argument("tenant", help="tenant id from the tier file")
+    token.add_argument("--port", type=int, default=DEFAULT_PORT, help="port of the running stack")
+
+    usage_command = commands.add_parser("usage", help="per-tenant requests used and left in the quota period")
+    usage_command.add_argument("--port", type=int, default=DEFAULT_PORT, help="port of the running stack")
+    usage_command.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return parser
+
+
+def _up(args: argparse.Namespace) -> int:
+    # Imported here: moto and the handlers load only for `up`, so `token` and `usage` start fast.
+    from local.stack import LocalStack, StackError, StackOptions
+    from tiers.loader import CatalogError
+
+    stop = threading.Event()
+
+    for stop_signal in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop_signal, lambda _signum, _frame: stop.set())
+    stack = LocalStack(
+        StackOptions(
+            tiers_file=args.tiers,
+            port=args.port,
+            authorizer_cache_ttl=args.authorizer_cache_ttl,
+            access_log=not args.quiet,
+        )
+    )
+    try:
+        stack.start()
+    except CatalogError as error:
+        print(error, file=sys.stderr)
+        return 1
+    except StackError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    try:
+        print(stack.banner(), flush=True)
+        while not stop.wait(0.5):
+            pass
+        print("stopping the local stack", flush=True)
+    finally:
+        stack.stop()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "up":
+        return _up(args)
+    try:
+        if args.command == "token":
+            print(id_token(args.tenant, args.port))
+        elif args.json:
+            print(json.dumps(usage(args.port), indent=2))
+        else:
+            print(usage_table(usage(args.port)))
+    except LocalClientError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,105 @@
+"""The command-line side of a running local stack: its coordinates, sign-in tokens, usage."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import Any
+
+import boto3
+from botocore.exceptions import BotoCoreError, ClientError
+
+from local.server import STACK_PATH, USAGE_PATH
+from local.settings import DUMMY_CREDENTIALS, HOST
+
+REQUEST_TIMEOUT_SECONDS = 5
+
+
+class LocalClientError(Exception):
+    """One line saying what went wrong and what to do."""
+
+
+def fetch(port: int, path: str) -> Any:
+    url = f"http://{HOST}:{port}{path}"
+    try:
+        with urllib.request.urlopen(url, timeout=REQUEST_TIMEOUT_SECONDS) as response:
+            return json.loads(response.read())
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise LocalClientError(
+            f"no local stack answers on {url} ({getattr(error, 'reason', error)}); "
+            f"start one with `python -m local up --port {port}` or pass the --port it runs on"
+        ) from error
+
+
+def id_token(tenant_id: str, port: int) -> str:
+    """A fresh ID token of ``tenant_id``'s demo user, from the stack's Cognito (USER_PASSWORD_AUTH)."""
+    stack = fetch(port, STACK_PATH)
+    tenant = stack["tenants"].get(tenant_id)
+    if tenant is None:
+        known = ", ".join(stack["tenants"]) or "none"
+        raise LocalClientError(
+            f"unknown tenant {tenant_id!r}: the stack on port {port} ({stack['tiers_file']}) has {known}"
+        )
+    cognito = boto3.session.Session(region_name=stack["region"], **DUMMY_CREDENTIALS).client(
+        "cognito-idp", endpoint_url=stack["moto_endpoint"]
+    )
+    user = tenant["demo_user"]
+    try:
+        answer = cognito.initiate_auth(
+            ClientId=stack["app_client_id"],
+            AuthFlow="USER_PASSWORD_AUTH",
+            AuthParameters={"USERNAME": user["username"], "PASSWORD": user["password"]},
+        )
+        return str(answer["AuthenticationResult"]["IdToken"])
+    except (BotoCoreError, ClientError, KeyError) as error:
+        raise LocalClientError(
+            f"sign-in of {user['username']} on the stack on port {port} failed: {error}"
+        ) from error
+
+
+def usage(port: int) -> dict[str, Any]:
+    report: dict[str, Any] = fetch(port, USAGE_PATH)
+    return report
+
+
+def usage_table(report: dict[str, Any]) -> str:
+    headers = (
+        "TENANT",
+        "TIER",
+        "KEY",
+        "USED",
+        "LEFT",
+        "QUOTA",
+        "PERIOD START (UTC)",
+        "PERIOD END (UTC)",
+        "THROTTLE",
+    )
+    rows = [headers]
+    for entry in report["tenants"]:
+        quota, throttle = entry["quota"], entry["throttle"]
+        rows.append(
+            (
+                entry["tenant_id"],
+                entry["tier"],
+                "enabled" if entry["enabled"] else "disabled",
+                str(entry["used"]),
+                str(entry["remaining"]),
+                f"{quota['limit']}/{quota['period']}",
+                _minutes(entry["period_start"]),
+                _minutes(entry["period_end"]),
+                f"{_number(throttle['rate'])}/s burst {throttle['burst']}",
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(headers))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+
+
+def _minutes(timestamp: str) -> str:
+    return timestamp[:16].replace("T", " ")
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)

@@ -1,0 +1,241 @@
+"""Create in moto what the Pulumi program declares, from the same catalog, names and policy documents."""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from handlers.contract import (
+    DATA_PARTITION_KEY,
+    DATA_SORT_KEY,
+    REGISTRY_PARTITION_KEY,
+    TENANT_ATTRIBUTE,
+    TENANT_CLAIM,
+    TENANT_ID_MAX_LENGTH,
+)
+from infra.identity import AUTH_FLOWS, CLIENT_READABLE_ATTRIBUTES, USER_WRITABLE_ATTRIBUTES
+from infra.policies import (
+    lambda_trust_policy,
+    tenant_api_policy,
+    tenant_data_policy,
+    tenant_data_trust_policy,
+)
+from local.limits import ApiKey
+from local.settings import DUMMY_CREDENTIALS, REGION
+from tiers.model import Catalog, Tenant, Tier
+from tiers.naming import Naming
+from tiers.registry import data_table, registry_item
+
+# API Gateway takes key values of 20-128 characters; 30 random bytes make 40 URL-safe characters.
+API_KEY_BYTES = 30
+
+# The Pulumi program declares the same schema inline (infra/identity.py); a shared constant would be better.
+TENANT_ATTRIBUTE_SCHEMA = {
+    "Name": TENANT_ATTRIBUTE,
+    "AttributeDataType": "String",
+    "Mutable": False,
+    "StringAttributeConstraints": {"MinLength": "1", "MaxLength": str(TENANT_ID_MAX_LENGTH)},
+}
+
+# DynamoDB BatchWriteItem takes 25 items at most.
+BATCH_SIZE = 25
+
+
+@dataclass(frozen=True)
+class DemoUser:
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
+class ProvisionedTenant:
+    tenant: Tenant
+    tier: Tier
+    table: str
+    api_key: ApiKey
+    demo_user: DemoUser
+
+
+@dataclass(frozen=True)
+class Provisioned:
+    account_id: str
+    user_pool_id: str
+    app_client_id: str
+    registry_table: str
+    pooled_table: str
+    tenant_data_role_arn: str
+    tenants: dict[str, ProvisionedTenant]
+
+
+class AwsClients:
+    """boto3 clients bound to one endpoint with dummy credentials, never to the environment's."""
+
+    def __init__(self, endpoint_url: str) -> None:
+        self._session = boto3.session.Session(region_name=REGION, **DUMMY_CREDENTIALS)
+        self._endpoint_url = endpoint_url
+
+    def client(self, service: str) -> Any:
+        return self._session.client(service, endpoint_url=self._endpoint_url)
+
+
+def demo_username(tenant_id: str) -> str:
+    return f"demo@{tenant_id}.example"
+
+
+def _password() -> str:
+    # Random, then one of each class Cognito's default password policy requires.
+    return f"{secrets.token_urlsafe(18)}aA1!"
+
+
+def provision(catalog: Catalog, naming: Naming, clients: AwsClients) -> Provisioned:
+    dynamodb = clients.client("dynamodb")
+    account_id = clients.client("sts").get_caller_identity()["Account"]
+
+    _create_table(dynamodb, naming.registry_table, [REGISTRY_PARTITION_KEY])
+    pooled_arn = _create_table(dynamodb, naming.pooled_table, [DATA_PARTITION_KEY, DATA_SORT_KEY])
+    for tenant in catalog.tenants.values():
+        if catalog.is_silo(tenant):
+            _create_table(dynamodb, naming.silo_table(tenant.id), [DATA_PARTITION_KEY, DATA_SORT_KEY])
+
+    role_arn = _create_roles(clients.client("iam"), naming, pooled_arn)
+    user_pool_id, app_client_id = _create_user_pool(clients.client("cognito-idp"), naming)
+    api_keys = _create_api_keys(clients.client("apigateway"), catalog, naming)
+
+    tenants = {
+        tenant.id: ProvisionedTenant(
+            tenant=tenant,
+            tier=catalog.tier_of(tenant),
+            table=data_table(catalog, tenant, naming),
+            api_key=api_keys[tenant.id],
+            demo_user=DemoUser(demo_username(tenant.id), _password()),
+        )
+        for tenant in catalog.tenants.values()
+    }
+    _write_registry(dynamodb, catalog, naming, tenants)
+    _create_demo_users(clients.client("cognito-idp"), user_pool_id, tenants.values())
+    return Provisioned(
+        account_id=account_id,
+        user_pool_id=user_pool_id,
+        app_client_id=app_client_id,
+        registry_table=naming.registry_table,
+        pooled_table=naming.pooled_table,
+        tenant_data_role_arn=role_arn,
+        tenants=tenants,
+    )
+
+
+def _create_table(dynamodb: Any, name: str, keys: Sequence[str]) -> str:
+    key_types = ("HASH", "RANGE")
+    table = dynamodb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"} for key in keys],
+        KeySchema=[
+            {"AttributeName": key, "KeyType": kind} for key, kind in zip(keys, key_types, strict=False)
+        ],
+    )
+    return str(table["TableDescription"]["TableArn"])
+
+
+def _create_roles(iam: Any, naming: Naming, pooled_table_arn: str) -> str:
+    """The tenant API's role and the tenant data role it assumes, with the program's policy documents."""
+    data_role_name = f"{naming.prefix}-tenant-data"
+    api_role_name = f"{naming.prefix}-tenant-api"
+    account_id = pooled_table_arn.split(":")[4]
+    data_role_arn = f"arn:aws:iam::{account_id}:role/{data_role_name}"
+    api_role = iam.create_role(
+        RoleName=api_role_name, AssumeRolePolicyDocument=json.dumps(lambda_trust_policy())
+    )
+    iam.put_role_policy(
+        RoleName=api_role_name,
+        PolicyName="assume-tenant-data-role",
+        PolicyDocument=json.dumps(tenant_api_policy(data_role_arn)),
+    )
+    iam.create_role(
+        RoleName=data_role_name,
+        AssumeRolePolicyDocument=json.dumps(tenant_data_trust_policy(api_role["Role"]["Arn"])),
+    )
+    iam.put_role_policy(
+        RoleName=data_role_name,
+        PolicyName="tenant-own-items",
+        PolicyDocument=json.dumps(tenant_data_policy(pooled_table_arn, naming.silo_table_prefix)),
+    )
+    return data_role_arn
+
+
+def _create_user_pool(cognito: Any, naming: Naming) -> tuple[str, str]:
+    pool = cognito.create_user_pool(
+        PoolName=naming.user_pool,
+        Schema=[TENANT_ATTRIBUTE_SCHEMA],
+        UsernameAttributes=["email"],
+        AdminCreateUserConfig={"AllowAdminCreateUserOnly": True},
+    )
+    pool_id = pool["UserPool"]["Id"]
+    client = cognito.create_user_pool_client(
+        UserPoolId=pool_id,
+        ClientName=naming.app_client,
+        GenerateSecret=False,
+        ExplicitAuthFlows=list(AUTH_FLOWS),
+        WriteAttributes=list(USER_WRITABLE_ATTRIBUTES),
+        ReadAttributes=list(CLIENT_READABLE_ATTRIBUTES),
+    )
+    return pool_id, client["UserPoolClient"]["ClientId"]
+
+
+def _create_api_keys(apigateway: Any, catalog: Catalog, naming: Naming) -> dict[str, ApiKey]:
+    keys = {}
+    for tenant in catalog.tenants.values():
+        value = secrets.token_urlsafe(API_KEY_BYTES)
+        created = apigateway.create_api_key(
+            name=naming.api_key(tenant.id), value=value, enabled=not tenant.suspended
+        )
+        keys[tenant.id] = ApiKey(id=created["id"], value=value)
+    return keys
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _write_registry(
+    dynamodb: Any, catalog: Catalog, naming: Naming, tenants: dict[str, ProvisionedTenant]
+) -> None:
+    items = [
+        registry_item(
+            catalog,
+            provisioned.tenant,
+            naming,
+            api_key_id=provisioned.api_key.id,
+            api_key_value=provisioned.api_key.value,
+        )
+        for provisioned in tenants.values()
+    ]
+    for chunk in _chunks(items, BATCH_SIZE):
+        requests = [{"PutRequest": {"Item": item}} for item in chunk]
+        pending: dict[str, Any] = {naming.registry_table: requests}
+        while pending:
+            pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+
+
+def _create_demo_users(cognito: Any, pool_id: str, tenants: Iterable[ProvisionedTenant]) -> None:
+    for provisioned in tenants:
+        user = provisioned.demo_user
+        cognito.admin_create_user(
+            UserPoolId=pool_id,
+            Username=user.username,
+            MessageAction="SUPPRESS",
+            UserAttributes=[
+                {"Name": "email", "Value": user.username},
+                {"Name": "email_verified", "Value": "true"},
+                {"Name": TENANT_CLAIM, "Value": provisioned.tenant.id},
+            ],
+        )
+        cognito.admin_set_user_password(
+            UserPoolId=pool_id, Username=user.username, Password=user.password, Permanent=True
+        )

@@ -1,0 +1,263 @@
+"""The local stack: moto in process, provisioned from the tier file, the real handlers behind the gateway.
+
+One stack per process: the handler modules are imported once, after the
+Lambda environment points them at this stack's emulator.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib
+import logging
+import os
+import secrets
+import string
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from moto.server import ThreadedMotoServer
+
+from handlers.contract import AUTHORIZER_HANDLER, TENANT_API_HANDLER, Env
+from infra.config import MAX_AUTHORIZER_CACHE_TTL_SECONDS, Settings
+from infra.functions import METRICS_NAMESPACE
+from local.gateway import Gateway, GatewaySettings, LambdaHandler
+from local.limits import Clock, UsagePlans
+from local.provision import AwsClients, Provisioned, provision
+from local.server import STACK_PATH, USAGE_PATH, GatewayServer
+from local.settings import (
+    DEFAULT_PORT,
+    DEFAULT_TIERS_FILE,
+    DUMMY_CREDENTIALS,
+    HOST,
+    PROJECT,
+    REGION,
+    STACK,
+)
+from tiers.loader import load_catalog
+from tiers.model import Catalog
+from tiers.naming import Naming
+
+NAMING = Naming(project=PROJECT, stack=STACK)
+
+
+class StackError(Exception):
+    """A problem the user can fix; its message says what, where and what to do."""
+
+
+def default_authorizer_cache_ttl() -> int:
+    """The program's default for the authorizerCacheTtlSeconds config key: one home for the figure."""
+    return Settings(tiers_file=DEFAULT_TIERS_FILE).authorizer_cache_ttl_seconds
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    tiers_file: Path = DEFAULT_TIERS_FILE
+    port: int = DEFAULT_PORT
+    authorizer_cache_ttl: float | None = None
+    """None: the Pulumi project's default."""
+    clock: Clock = time.time
+    access_log: bool = True
+
+
+def _api_id() -> str:
+    return "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(10))
+
+
+def lambda_environment(provisioned: Provisioned, moto_endpoint: str) -> dict[str, str]:
+    """What the program sets on both functions, pointed at moto, plus the AWS SDK's settings."""
+    issuer = f"https://cognito-idp.{REGION}.amazonaws.com/{provisioned.user_pool_id}"
+    return {
+        Env.REGISTRY_TABLE: provisioned.registry_table,
+        Env.TOKEN_ISSUER: issuer,
+        Env.JWKS_URL: f"{moto_endpoint}/{provisioned.user_pool_id}/.well-known/jwks.json",
+        Env.APP_CLIENT_ID: provisioned.app_client_id,
+        Env.TENANT_DATA_ROLE_ARN: provisioned.tenant_data_role_arn,
+        Env.METRICS_NAMESPACE: METRICS_NAMESPACE,
+        "AWS_ENDPOINT_URL": moto_endpoint,
+        "AWS_ACCESS_KEY_ID": DUMMY_CREDENTIALS["aws_access_key_id"],
+        "AWS_SECRET_ACCESS_KEY": DUMMY_CREDENTIALS["aws_secret_access_key"],
+        "AWS_REGION": REGION,
+        "AWS_DEFAULT_REGION": REGION,
+    }
+
+
+# The program's function names (without the stack prefix), which it also sets as each one's service name.
+FUNCTIONS = (("authorizer", AUTHORIZER_HANDLER), ("tenant-api", TENANT_API_HANDLER))
+
+
+def _import_handler(service_name: str, entry_point: str) -> LambdaHandler:
+    # powertools reads the service name when the module creates its Logger and Metrics.
+    os.environ[Env.SERVICE_NAME] = service_name
+    module_name, _, function_name = entry_point.rpartition(".")
+    handler: LambdaHandler = getattr(importlib.import_module(module_name), function_name)
+    return handler
+
+
+@dataclass
+class LocalStack:
+    options: StackOptions = field(default_factory=StackOptions)
+    catalog: Catalog | None = None
+    provisioned: Provisioned | None = None
+    gateway: Gateway | None = None
+    moto_endpoint: str = ""
+    _server: GatewayServer | None = None
+    _moto: ThreadedMotoServer | None = None
+    _saved_environment: dict[str, str | None] = field(default_factory=dict)
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def port(self) -> int:
+        return self._server.port if self._server is not None else self.options.port
+
+    def start(self) -> None:
+        """Load, bind, provision, serve; on failure stop what was started. Raises CatalogError, StackError."""
+        ttl = self.options.authorizer_cache_ttl
+        if ttl is None:
+            ttl = default_authorizer_cache_ttl()
+        if not 0 <= ttl <= MAX_AUTHORIZER_CACHE_TTL_SECONDS:
+            raise StackError(
+                f"--authorizer-cache-ttl {ttl:g}: must be 0 (no cache) to {MAX_AUTHORIZER_CACHE_TTL_SECONDS} "
+                "seconds, as API Gateway allows"
+            )
+        self.catalog = load_catalog(self.options.tiers_file)
+        self._server = self._bind()
+        try:
+            self._start_moto()
+            self.provisioned = provision(self.catalog, NAMING, AwsClients(self.moto_endpoint))
+            self._set_environment(lambda_environment(self.provisioned, self.moto_endpoint))
+            (authorizer_name, authorizer_entry), (tenant_api_name, tenant_api_entry) = FUNCTIONS
+            self.gateway = Gateway(
+                authorizer=_import_handler(authorizer_name, authorizer_entry),
+                tenant_api=_import_handler(tenant_api_name, tenant_api_entry),
+                function_names=(f"{NAMING.prefix}-{authorizer_name}", f"{NAMING.prefix}-{tenant_api_name}"),
+                plans=UsagePlans.from_catalog(
+                    self.catalog,
+                    {tenant_id: p.api_key for tenant_id, p in self.provisioned.tenants.items()},
+                    self.options.clock,
+                ),
+                settings=GatewaySettings(
+                    region=REGION,
+                    account_id=self.provisioned.account_id,
+                    api_id=_api_id(),
+                    stage=STACK,
+                    authorizer_cache_ttl=ttl,
+                ),
+                clock=self.options.clock,
+            )
+            self._server.start(self.gateway, self.reserved_routes())
+        except BaseException:
+            self.stop()
+            raise
+
+    def _bind(self) -> GatewayServer:
+        try:
+            return GatewayServer((HOST, self.options.port), None, access_log=self.options.access_log)
+        except OSError as error:
+            if error.errno == errno.EADDRINUSE:
+                raise StackError(
+                    f"port {self.options.port} on {HOST} is already in use; "
+                    "stop what holds it or pick another port with --port PORT"
+                ) from error
+            raise StackError(f"cannot listen on {HOST}:{self.options.port}: {error.strerror}") from error
+
+    def _start_moto(self) -> None:
+        # werkzeug would log every emulator call to stderr.
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)
+        self._moto = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
+        self._moto.start()
+        host, port = self._moto.get_host_and_port()
+        self.moto_endpoint = f"http://{host}:{port}"
+
+    def _set_environment(self, values: Mapping[str, str]) -> None:
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", Env.SERVICE_NAME, *values):
+            self._saved_environment.setdefault(name, os.environ.get(name))
+        os.environ.pop("AWS_PROFILE", None)
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        os.environ.update(values)
+
+    def stop(self) -> None:
+        """Stop the HTTP server, its connections and the emulator; give the environment back."""
+        if self._server is not None:
+            self._server.stop()
+        if self._moto is not None:
+            self._moto.stop()
+            self._moto = None
+        for name, value in self._saved_environment.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved_environment.clear()
+
+    def reserved_routes(self) -> dict[str, Callable[[], Any]]:
+        return {STACK_PATH: self.describe, USAGE_PATH: self.usage}
+
+    def describe(self) -> dict[str, Any]:
+        """Where everything is, and the demo users' sign-in details (for `python -m local token`)."""
+        assert self.provisioned is not None
+        return {
+            "api_url": self.api_url,
+            "tiers_file": str(self.options.tiers_file),
+            "moto_endpoint": self.moto_endpoint,
+            "region": REGION,
+            "user_pool_id": self.provisioned.user_pool_id,
+            "app_client_id": self.provisioned.app_client_id,
+            "registry_table": self.provisioned.registry_table,
+            "tenants": {
+                tenant_id: {
+                    "name": p.tenant.name,
+                    "tier": p.tier.name,
+                    "isolation": p.tier.isolation.value,
+                    "table": p.table,
+                    "suspended": p.tenant.suspended,
+                    "demo_user": {"username": p.demo_user.username, "password": p.demo_user.password},
+                }
+                for tenant_id, p in self.provisioned.tenants.items()
+            },
+        }
+
+    def usage(self) -> dict[str, Any]:
+        assert self.gateway is not None
+        return {
+            "now": datetime.fromtimestamp(self.options.clock(), UTC).isoformat(),
+            "tenants": [entry.as_json() for entry in self.gateway.plans.usage()],
+        }
+
+    def banner(self) -> str:
+        assert self.provisioned is not None
+        p = self.provisioned
+        first = next(iter(p.tenants), None)
+        lines = [
+            f"tenant-tiers local stack from {self.options.tiers_file}",
+            f"  API            {self.api_url}  (routes: GET /tenant, POST /counter, GET /items, "
+            "GET|PUT|DELETE /items/{id})",
+            f"  AWS emulator   {self.moto_endpoint}  (moto; region {REGION}, dummy credentials)",
+            f"  user pool      {p.user_pool_id}",
+            f"  app client     {p.app_client_id}",
+            f"  registry       {p.registry_table}",
+            f"  stack info     {self.api_url}{STACK_PATH}   usage: {self.api_url}{USAGE_PATH}",
+            "  tenants:",
+        ]
+        width = max((len(tenant_id) for tenant_id in p.tenants), default=0)
+        for tenant_id, t in p.tenants.items():
+            state = "  SUSPENDED" if t.tenant.suspended else ""
+            lines.append(
+                f"    {tenant_id:<{width}}  {t.tier.name} ({t.tier.isolation.value})  "
+                f"table {t.table}  user {t.demo_user.username}{state}"
+            )
+        if first is not None:
+            lines += [
+                "try:",
+                f'  curl -H "Authorization: Bearer $(python -m local token {first} --port {self.port})" '
+                f"{self.api_url}/tenant",
+                f"  python -m local usage --port {self.port}",
+            ]
+        lines.append("Ctrl-C stops the stack.")
+        return "\n".join(lines)
