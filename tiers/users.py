@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import boto3
+from botocore.config import Config
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -27,6 +28,10 @@ from handlers.contract import TENANT_CLAIM
 from tiers.model import Catalog
 
 DEFAULT_REGION: Final = "us-east-1"
+# A person waits on these commands: fail within seconds when the endpoint is unreachable.
+_CLIENT_CONFIG: Final = Config(
+    connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 2}
+)
 _LISTED_TENANTS: Final = 12
 
 
@@ -58,6 +63,7 @@ def cognito_client(region: str | None = None, endpoint_url: str | None = None) -
         "cognito-idp",
         region_name=region or session.region_name or DEFAULT_REGION,
         endpoint_url=endpoint_url,
+        config=_CLIENT_CONFIG,
         **placeholder,
     )
 
