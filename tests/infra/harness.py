@@ -58,6 +58,8 @@ USER_POOL_CLIENT = "aws:cognito/userPoolClient:UserPoolClient"
 @dataclass(frozen=True)
 class RecordedResource:
     urn: str
+    id: str
+    """Physical id the mocks gave it ("" for components)."""
     type: str
     name: str
     """Logical name."""
@@ -167,6 +169,7 @@ class RecordingMonitor(MockMonitor):
         outputs = self.resources[response.urn].state
         record = RecordedResource(
             urn=response.urn,
+            id=response.id,
             type=request.type,
             name=request.name,
             parent=request.parent,

@@ -1,0 +1,513 @@
+"""The program under Pulumi mocks: what a tier file makes it declare, and how."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from handlers.contract import (
+    AUTHORIZER_HANDLER,
+    DATA_PARTITION_KEY,
+    DATA_SORT_KEY,
+    REGISTRY_PARTITION_KEY,
+    ROUTES,
+    TENANT_API_HANDLER,
+    TENANT_ATTRIBUTE,
+    TENANT_CLAIM,
+    Env,
+)
+from infra.policies import TENANT_TAG_VARIABLE
+from tests.infra.conftest import TENANTS, TIERS, write_tier_file
+from tests.infra.harness import (
+    ACCOUNT_SETTINGS,
+    API_KEY,
+    AUTHORIZER,
+    DEPLOYMENT,
+    FUNCTION,
+    INTEGRATION,
+    METHOD,
+    PERMISSION,
+    REST_API,
+    ROLE,
+    ROLE_POLICY,
+    STAGE,
+    TABLE,
+    TABLE_ITEM,
+    USAGE_PLAN,
+    USAGE_PLAN_KEY,
+    USER_POOL,
+    USER_POOL_CLIENT,
+    ProgramRun,
+    run_program,
+)
+from tiers.loader import load_catalog
+from tiers.naming import Naming
+from tiers.registry import registry_item
+
+NAMING = Naming(project="tenant-tiers", stack="test")
+
+
+@pytest.fixture(scope="module")
+def tiers_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tier_file(tmp_path_factory.mktemp("tiers") / "test.yaml", TIERS, TENANTS)
+
+
+@pytest.fixture(scope="module")
+def run(tiers_path: Path) -> ProgramRun:
+    return run_program(tiers_path)
+
+
+def policy_of(run: ProgramRun, name: str) -> dict[str, Any]:
+    document: dict[str, Any] = json.loads(run.named(name).inputs["policy"])
+    return document
+
+
+def all_statements(run: ProgramRun) -> list[dict[str, Any]]:
+    documents = [json.loads(policy.inputs["policy"]) for policy in run.of_type(ROLE_POLICY)]
+    documents += [json.loads(role.inputs["assumeRolePolicy"]) for role in run.of_type(ROLE)]
+    return [statement for document in documents for statement in document["Statement"]]
+
+
+# --- usage plans, keys and plan keys -------------------------------------------------------------
+
+
+def test_one_usage_plan_per_tier_with_its_throttle_and_quota_bound_to_the_stage(run: ProgramRun) -> None:
+    # GIVEN three tiers WHEN the program runs THEN each has one plan carrying its limits on the stage
+    rest_api = run.one(REST_API)
+    stage = run.one(STAGE)
+    plans = {plan.name: plan.inputs for plan in run.of_type(USAGE_PLAN)}
+    assert set(plans) == {f"tenants-plan-{tier}" for tier in TIERS}
+    for tier_name, tier in TIERS.items():
+        plan = plans[f"tenants-plan-{tier_name}"]
+        assert plan["name"] == NAMING.usage_plan(tier_name)
+        assert plan["throttleSettings"] == {
+            "rateLimit": tier["throttle"]["rate"],
+            "burstLimit": tier["throttle"]["burst"],
+        }
+        assert plan["quotaSettings"] == {
+            "limit": tier["quota"]["limit"],
+            "period": tier["quota"]["period"],
+            "offset": tier["quota"].get("offset", 0),
+        }
+        assert plan["apiStages"] == [{"apiId": rest_api.id, "stage": stage.inputs["stageName"]}]
+
+
+def test_each_tenant_has_one_key_on_exactly_its_tiers_plan(run: ProgramRun) -> None:
+    keys = {key.name: key for key in run.of_type(API_KEY)}
+    plan_keys = {plan_key.name: plan_key for plan_key in run.of_type(USAGE_PLAN_KEY)}
+    assert set(keys) == {f"tenants-key-{tenant}" for tenant in TENANTS}
+    assert set(plan_keys) == {f"tenants-plan-key-{tenant}" for tenant in TENANTS}
+    for tenant_id, tenant in TENANTS.items():
+        key = keys[f"tenants-key-{tenant_id}"]
+        plan_key = plan_keys[f"tenants-plan-key-{tenant_id}"]
+        assert key.inputs["name"] == NAMING.api_key(tenant_id)
+        assert "value" not in key.inputs, "AWS generates key values; the program must not set one"
+        assert plan_key.inputs["keyId"] == key.id
+        assert plan_key.inputs["keyType"] == "API_KEY"
+        assert plan_key.inputs["usagePlanId"] == run.named(f"tenants-plan-{tenant['tier']}").id
+
+
+def test_a_suspended_tenants_key_is_disabled_and_the_others_enabled(run: ProgramRun) -> None:
+    for tenant_id, tenant in TENANTS.items():
+        assert run.named(f"tenants-key-{tenant_id}").inputs["enabled"] is not tenant.get("suspended", False)
+
+
+def test_plan_keys_are_deleted_before_they_are_replaced(run: ProgramRun) -> None:
+    # A key may sit in one plan per stage: the old association must go before the new one is made.
+    assert all(plan_key.delete_before_replace for plan_key in run.of_type(USAGE_PLAN_KEY))
+
+
+# --- tables and the registry ----------------------------------------------------------------------
+
+
+def test_one_pooled_table_and_one_silo_table_per_silo_tenant(run: ProgramRun) -> None:
+    data_tables = {
+        table.name: table.inputs for table in run.of_type(TABLE) if table.name != "storage-registry"
+    }
+    silo_tenants = [tenant for tenant, spec in TENANTS.items() if TIERS[spec["tier"]]["isolation"] == "silo"]
+    assert set(data_tables) == {"storage-pooled", *(f"storage-silo-{tenant}" for tenant in silo_tenants)}
+    assert data_tables["storage-pooled"]["name"] == NAMING.pooled_table
+    for tenant in silo_tenants:
+        assert data_tables[f"storage-silo-{tenant}"]["name"] == NAMING.silo_table(tenant)
+    for table in data_tables.values():
+        assert table["hashKey"] == DATA_PARTITION_KEY
+        assert table["rangeKey"] == DATA_SORT_KEY
+        assert table["attributes"] == [
+            {"name": DATA_PARTITION_KEY, "type": "S"},
+            {"name": DATA_SORT_KEY, "type": "S"},
+        ]
+
+
+def test_every_table_is_on_demand_recoverable_encrypted_protected_and_retained(run: ProgramRun) -> None:
+    tables = run.of_type(TABLE)
+    assert len(tables) == 2 + 2  # pooled, registry, two silo tenants
+    for table in tables:
+        assert table.inputs["billingMode"] == "PAY_PER_REQUEST"
+        assert table.inputs["pointInTimeRecovery"] == {"enabled": True}
+        assert table.inputs["serverSideEncryption"] == {"enabled": True}
+        assert table.inputs["deletionProtectionEnabled"] is True
+        assert table.protect, table.name
+        assert table.retain_on_delete, table.name
+
+
+def test_the_registry_holds_one_secret_item_per_tenant(run: ProgramRun, tiers_path: Path) -> None:
+    catalog = load_catalog(tiers_path)
+    registry = run.named("storage-registry")
+    assert registry.inputs["hashKey"] == REGISTRY_PARTITION_KEY
+    assert registry.inputs["name"] == NAMING.registry_table
+    items = {item.name: item for item in run.of_type(TABLE_ITEM)}
+    assert set(items) == {f"tenants-registry-{tenant}" for tenant in TENANTS}
+    for tenant in catalog.tenants.values():
+        item = items[f"tenants-registry-{tenant.id}"]
+        key = run.named(f"tenants-key-{tenant.id}")
+        assert item.inputs["tableName"] == NAMING.registry_table
+        assert item.inputs["hashKey"] == REGISTRY_PARTITION_KEY
+        assert "item" in item.secret_inputs, "the item carries the key value: it must be a secret"
+        assert json.loads(item.inputs["item"]) == registry_item(
+            catalog, tenant, NAMING, api_key_id=key.id, api_key_value=key.outputs["value"]
+        )
+
+
+def test_at_most_three_resources_per_pooled_tenant_and_four_per_silo_tenant(
+    tier_file: Any,
+) -> None:
+    # GIVEN the same file with and without one more pooled and one more silo tenant
+    base = run_program(tier_file())
+    grown = run_program(
+        tier_file(
+            tenants={
+                **TENANTS,
+                "newco": {"tier": "basic", "name": "NewCo"},
+                "bigco": {"tier": "premium", "name": "BigCo"},
+            },
+            name="grown.yaml",
+        )
+    )
+    # THEN the two tenants cost 3 + 4 resources, all named after their tenant id
+    added = {resource.name for resource in grown.resources} - {resource.name for resource in base.resources}
+    assert added == {
+        "tenants-key-newco",
+        "tenants-plan-key-newco",
+        "tenants-registry-newco",
+        "tenants-key-bigco",
+        "tenants-plan-key-bigco",
+        "tenants-registry-bigco",
+        "storage-silo-bigco",
+    }
+    assert len(grown.resources) == len(base.resources) + 7
+
+
+# --- API, authorizer, functions ---------------------------------------------------------------------
+
+
+def test_rest_api_takes_keys_from_the_authorizer(run: ProgramRun) -> None:
+    rest_api = run.one(REST_API)
+    assert rest_api.inputs["apiKeySource"] == "AUTHORIZER"
+    assert rest_api.inputs["endpointConfiguration"] == {"types": "REGIONAL"}
+
+
+def test_token_authorizer_on_the_authorization_header_calls_the_authorizer_function(run: ProgramRun) -> None:
+    authorizer = run.one(AUTHORIZER)
+    function = run.named("functions-authorizer")
+    assert authorizer.inputs["type"] == "TOKEN"
+    assert authorizer.inputs["identitySource"] == "method.request.header.Authorization"
+    assert authorizer.inputs["authorizerResultTtlInSeconds"] == 300
+    assert authorizer.inputs["authorizerUri"] == function.outputs["invokeArn"]
+    assert authorizer.inputs["restApi"] == run.one(REST_API).id
+
+
+def test_authorizer_cache_ttl_comes_from_config(tier_file: Any) -> None:
+    run = run_program(tier_file(), config={"authorizerCacheTtlSeconds": "0"})
+    assert run.one(AUTHORIZER).inputs["authorizerResultTtlInSeconds"] == 0
+
+
+def test_every_route_is_custom_authorized_with_an_api_key_and_proxied_to_the_tenant_api(
+    run: ProgramRun,
+) -> None:
+    authorizer_id = run.one(AUTHORIZER).id
+    tenant_api = run.named("functions-tenant-api")
+    resources = {resource.id: resource for resource in run.of_type("aws:apigateway/resource:Resource")}
+    root_id = run.one(REST_API).outputs["rootResourceId"]
+
+    def path_of(resource_id: str) -> str:
+        if resource_id == root_id:
+            return ""
+        resource = resources[resource_id]
+        return f"{path_of(resource.inputs['parentId'])}/{resource.inputs['pathPart']}"
+
+    methods = run.of_type(METHOD)
+    assert {(method.inputs["httpMethod"], path_of(method.inputs["resourceId"])) for method in methods} == set(
+        ROUTES
+    )
+    for method in methods:
+        assert method.inputs["authorization"] == "CUSTOM"
+        assert method.inputs["authorizerId"] == authorizer_id
+        assert method.inputs["apiKeyRequired"] is True
+    integrations = run.of_type(INTEGRATION)
+    assert len(integrations) == len(ROUTES)
+    for integration in integrations:
+        assert integration.inputs["type"] == "AWS_PROXY"
+        assert integration.inputs["integrationHttpMethod"] == "POST"
+        assert integration.inputs["uri"] == tenant_api.outputs["invokeArn"]
+
+
+def test_lambda_permissions_are_scoped_to_this_api(run: ProgramRun) -> None:
+    execution_arn = run.one(REST_API).outputs["executionArn"]
+    permissions = run.of_type(PERMISSION)
+    authorizer_permission = run.named("api-authorizer-permission").inputs
+    assert authorizer_permission["function"] == run.named("functions-authorizer").inputs["name"]
+    assert authorizer_permission["principal"] == "apigateway.amazonaws.com"
+    assert authorizer_permission["sourceArn"] == f"{execution_arn}/authorizers/{run.one(AUTHORIZER).id}"
+    route_arns = {
+        permission.inputs["sourceArn"]
+        for permission in permissions
+        if permission.inputs["function"] == run.named("functions-tenant-api").inputs["name"]
+    }
+    assert route_arns == {
+        f"{execution_arn}/v1/{method}{path.replace('{id}', '*')}" for method, path in ROUTES
+    }
+
+
+def test_deployment_is_replaced_when_a_route_or_the_authorizer_changes(
+    tier_file: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def trigger(run: ProgramRun) -> str:
+        value: str = run.one(DEPLOYMENT).inputs["triggers"]["redeployment"]
+        return value
+
+    path = tier_file()
+    baseline = trigger(run_program(path))
+    assert trigger(run_program(path)) == baseline, "an unchanged program must not redeploy"
+    assert trigger(run_program(path, config={"authorizerCacheTtlSeconds": "60"})) != baseline
+    monkeypatch.setattr("infra.api.ROUTES", (*ROUTES, ("GET", "/reports")))
+    assert trigger(run_program(path)) != baseline
+
+
+def test_stage_writes_json_access_logs_with_tenant_request_and_status(run: ProgramRun) -> None:
+    stage = run.one(STAGE)
+    access_logs = run.named("api-access-logs")
+    assert stage.inputs["stageName"] == "v1"
+    assert stage.inputs["deployment"] == run.one(DEPLOYMENT).id
+    settings = stage.inputs["accessLogSettings"]
+    assert settings["destinationArn"] == access_logs.outputs["arn"]
+    log_format = json.loads(settings["format"])
+    assert log_format["tenantId"] == "$context.authorizer.tenant_id"
+    assert log_format["requestId"] == "$context.requestId"
+    assert log_format["status"] == "$context.status"
+    for variable in ("$context.identity.sourceIp", "$context.httpMethod", "$context.responseLatency"):
+        assert variable in log_format.values()
+    # The account-level CloudWatch role that access logs need is declared by default ...
+    account = run.one(ACCOUNT_SETTINGS)
+    assert account.urn in stage.dependencies
+    role = run.named("api-cloudwatch-role")
+    assert account.inputs["cloudwatchRoleArn"] == role.outputs["arn"]
+    assert json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {
+        "Service": "apigateway.amazonaws.com"
+    }
+
+
+def test_api_gateway_account_settings_can_be_left_to_another_stack(tier_file: Any) -> None:
+    run = run_program(tier_file(), config={"manageApiGatewayAccount": "false", "stageName": "prod"})
+    assert run.of_type(ACCOUNT_SETTINGS) == []
+    assert run.one(STAGE).inputs["stageName"] == "prod"
+    assert run.outputs["apiUrl"].endswith("/prod")
+
+
+def test_functions_get_runtime_architecture_handlers_environment_and_the_bundle(
+    run: ProgramRun, default_bundle: Any
+) -> None:
+    pool = run.one(USER_POOL)
+    issuer = f"https://{pool.outputs['endpoint']}"
+    for logical, handler in (
+        ("functions-authorizer", AUTHORIZER_HANDLER),
+        ("functions-tenant-api", TENANT_API_HANDLER),
+    ):
+        function = run.named(logical).inputs
+        assert function["handler"] == handler
+        assert function["runtime"] == "python3.12"
+        assert function["architectures"] == ["arm64"]
+        assert Path(function["code"].path) == default_bundle.path
+        variables = function["environment"]["variables"]
+        assert variables[Env.REGISTRY_TABLE] == NAMING.registry_table
+        assert variables[Env.TOKEN_ISSUER] == issuer
+        assert variables[Env.JWKS_URL] == f"{issuer}/.well-known/jwks.json"
+        assert variables[Env.APP_CLIENT_ID] == run.one(USER_POOL_CLIENT).id
+        assert variables[Env.TENANT_DATA_ROLE_ARN] == run.named("functions-tenant-data-role").outputs["arn"]
+        assert variables[Env.SERVICE_NAME]
+        assert variables[Env.METRICS_NAMESPACE]
+        log_group = run.named(f"{logical}-logs")
+        assert log_group.inputs["name"] == f"/aws/lambda/{function['name']}"
+        assert log_group.inputs["retentionInDays"] == 30
+        assert log_group.urn in run.named(logical).dependencies
+
+
+def test_functions_follow_the_configured_architecture(tier_file: Any) -> None:
+    run = run_program(tier_file(), config={"lambdaArchitecture": "x86_64", "lambdaRuntime": "python3.12"})
+    code_dirs = {Path(function.inputs["code"].path) for function in run.of_type(FUNCTION)}
+    assert [function.inputs["architectures"] for function in run.of_type(FUNCTION)] == [["x86_64"]] * 2
+    [code_dir] = code_dirs
+    assert "x86_64" in code_dir.name
+
+
+# --- Cognito ------------------------------------------------------------------------------------------
+
+
+def test_tenant_attribute_is_immutable_and_users_are_created_by_admins_only(run: ProgramRun) -> None:
+    pool = run.one(USER_POOL)
+    [schema] = pool.inputs["schemas"]
+    assert schema["name"] == TENANT_ATTRIBUTE
+    assert schema["attributeDataType"] == "String"
+    assert schema["mutable"] is False
+    assert schema["stringAttributeConstraints"] == {"minLength": "1", "maxLength": "32"}
+    assert pool.inputs["adminCreateUserConfig"]["allowAdminCreateUserOnly"] is True
+    assert pool.inputs["usernameAttributes"] == ["email"]
+    assert pool.protect
+
+
+def test_app_client_cannot_write_the_tenant_attribute_has_no_secret_and_the_right_flows(
+    run: ProgramRun,
+) -> None:
+    client = run.one(USER_POOL_CLIENT).inputs
+    assert TENANT_CLAIM not in client["writeAttributes"]
+    assert client["writeAttributes"], "without an explicit list Cognito lets users write every attribute"
+    assert TENANT_CLAIM in client["readAttributes"]
+    assert client["generateSecret"] is False
+    assert set(client["explicitAuthFlows"]) == {
+        "ALLOW_USER_PASSWORD_AUTH",
+        "ALLOW_USER_SRP_AUTH",
+        "ALLOW_REFRESH_TOKEN_AUTH",
+    }
+    assert client["preventUserExistenceErrors"] == "ENABLED"
+    assert client["userPoolId"] == run.one(USER_POOL).id
+
+
+# --- IAM ----------------------------------------------------------------------------------------------
+
+
+def test_tenant_data_role_reaches_only_the_callers_own_items(run: ProgramRun) -> None:
+    pooled_arn = run.named("storage-pooled").outputs["arn"]
+    document = policy_of(run, "functions-tenant-data-policy")
+    assert (
+        run.named("functions-tenant-data-policy").inputs["role"] == run.named("functions-tenant-data-role").id
+    )
+    resources = set()
+    for statement in document["Statement"]:
+        assert statement["Effect"] == "Allow"
+        assert statement["Condition"] == {
+            "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [TENANT_TAG_VARIABLE]},
+            "Null": {"dynamodb:LeadingKeys": "false"},
+        }
+        resources.add(statement["Resource"])
+    table_base = pooled_arn.rpartition("/")[0]
+    assert resources == {pooled_arn, f"{table_base}/{NAMING.silo_table_prefix}{TENANT_TAG_VARIABLE}"}
+
+
+def test_no_role_may_scan_or_use_partiql_or_wildcard_tables(run: ProgramRun) -> None:
+    for statement in all_statements(run):
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        for action in actions:
+            assert action not in ("dynamodb:Scan", "dynamodb:*", "*")
+            assert not action.startswith("dynamodb:PartiQL")
+        resource = statement.get("Resource", "")
+        assert not str(resource).endswith("table/*")
+
+
+def test_only_the_tenant_api_role_may_assume_the_data_role_with_a_session_tag(run: ProgramRun) -> None:
+    trust = json.loads(run.named("functions-tenant-data-role").inputs["assumeRolePolicy"])
+    [statement] = trust["Statement"]
+    assert statement["Principal"] == {"AWS": run.named("functions-tenant-api-role").outputs["arn"]}
+    assert set(statement["Action"]) == {"sts:AssumeRole", "sts:TagSession"}
+    api_policy = policy_of(run, "functions-tenant-api-policy")
+    assert [statement["Resource"] for statement in api_policy["Statement"]] == [
+        run.named("functions-tenant-data-role").outputs["arn"]
+    ]
+
+
+def test_authorizer_reads_the_registry_and_functions_log_to_their_own_groups_only(run: ProgramRun) -> None:
+    [read] = policy_of(run, "functions-authorizer-policy")["Statement"]
+    assert read["Action"] == ["dynamodb:GetItem"]
+    assert read["Resource"] == run.named("storage-registry").outputs["arn"]
+    for function in ("authorizer", "tenant-api"):
+        [write] = policy_of(run, f"functions-{function}-logs-policy")["Statement"]
+        assert write["Resource"] == f"{run.named(f'functions-{function}-logs').outputs['arn']}:log-stream:*"
+        assert (
+            run.named(f"functions-{function}-logs-policy").inputs["role"]
+            == run.named(f"functions-{function}-role").id
+        )
+
+
+# --- outputs ------------------------------------------------------------------------------------------
+
+
+def test_stack_outputs_name_every_plan_and_tenant_and_hold_no_secret(run: ProgramRun) -> None:
+    outputs = run.outputs
+    assert outputs["apiUrl"] == run.one(STAGE).outputs["invokeUrl"]
+    assert outputs["userPoolId"] == run.one(USER_POOL).id
+    assert outputs["appClientId"] == run.one(USER_POOL_CLIENT).id
+    assert outputs["registryTable"] == NAMING.registry_table
+    assert outputs["plans"] == {tier: run.named(f"tenants-plan-{tier}").id for tier in TIERS}
+    assert outputs["tenants"]["acme"] == {
+        "apiKeyId": run.named("tenants-key-acme").id,
+        "table": NAMING.silo_table("acme"),
+        "tier": "premium",
+    }
+    assert outputs["tenants"]["globex"]["table"] == NAMING.pooled_table
+    assert set(outputs["tenants"]) == set(TENANTS)
+    assert run.secret_outputs == frozenset()
+    rendered = json.dumps(outputs)
+    for key in run.of_type(API_KEY):
+        assert key.outputs["value"] not in rendered
+
+
+# --- changes over time ----------------------------------------------------------------------------------
+
+
+def _comparable(run: ProgramRun) -> dict[str, tuple[Any, ...]]:
+    return {
+        resource.urn: (
+            json.dumps(resource.inputs, sort_keys=True, default=lambda archive: archive.path),
+            resource.protect,
+            resource.retain_on_delete,
+            resource.delete_before_replace,
+        )
+        for resource in run.resources
+    }
+
+
+def test_adding_a_tenant_changes_nothing_for_the_others(tier_file: Any) -> None:
+    before = _comparable(run_program(tier_file()))
+    after = _comparable(
+        run_program(
+            tier_file(tenants={**TENANTS, "zeta": {"tier": "premium", "name": "Zeta"}}, name="more.yaml")
+        )
+    )
+    assert {urn: after[urn] for urn in before} == before
+    assert all("zeta" in urn for urn in set(after) - set(before))
+
+
+def test_moving_a_tenant_between_tiers_only_moves_its_plan_key(tier_file: Any) -> None:
+    # GIVEN globex on basic WHEN it moves to gold (both pooled)
+    before = run_program(tier_file())
+    after = run_program(
+        tier_file(tenants={**TENANTS, "globex": {"tier": "gold", "name": "Globex"}}, name="moved.yaml")
+    )
+    old, new = _comparable(before), _comparable(after)
+    # THEN the same resources exist, and only globex's plan association and registry entry differ
+    assert set(old) == set(new)
+    changed = {urn.rpartition("::")[2] for urn in old if old[urn] != new[urn]}
+    assert changed == {"tenants-plan-key-globex", "tenants-registry-globex"}
+    assert after.named("tenants-plan-key-globex").inputs["usagePlanId"] == after.named("tenants-plan-gold").id
+
+
+def test_moving_a_pooled_tenant_to_a_silo_tier_keeps_its_key_and_adds_its_table(tier_file: Any) -> None:
+    before = run_program(tier_file())
+    after = run_program(
+        tier_file(tenants={**TENANTS, "globex": {"tier": "premium", "name": "Globex"}}, name="silo.yaml")
+    )
+    assert after.named("tenants-key-globex").urn == before.named("tenants-key-globex").urn
+    assert after.named("tenants-key-globex").inputs == before.named("tenants-key-globex").inputs
+    assert after.named("storage-silo-globex").protect
+    assert after.outputs["tenants"]["globex"]["table"] == NAMING.silo_table("globex")
