@@ -96,7 +96,8 @@ def id_problem(kind: str, value: str) -> str | None:
         reason = "ends with a hyphen"
     else:
         reason = "has a double hyphen"
-    return f"{kind} '{value}' {reason}; use {ID_RULE} (such as 'acme' or 'globex-eu'). {_ID_WHY}"
+    examples = "'basic' or 'premium-eu'" if kind == "tier name" else "'acme' or 'globex-eu'"
+    return f"{kind} '{value}' {reason}; use {ID_RULE} (such as {examples}). {_ID_WHY}"
 
 
 class _Checker:

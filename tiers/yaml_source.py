@@ -110,15 +110,22 @@ def _syntax_error(error: yaml.MarkedYAMLError) -> YamlSyntaxError:
     mark = error.problem_mark or error.context_mark
     what = error.problem or error.context or "unreadable YAML"
     if error.problem and error.context:
-        what = f"{error.problem} ({error.context})"
+        # libyaml's contexts read "while parsing ..." or "expected ...": put each where it reads as English.
+        if error.context.startswith("while"):
+            what = f"{error.problem} ({error.context})"
+        else:
+            what = f"{error.context}, {error.problem}"
     if mark is None:
         return YamlSyntaxError(
             None, f"YAML syntax error: {what}. Fix the YAML (docs/tier-file.md shows the format)."
         )
+    fix = (
+        "A tier file is one YAML document: remove the `---` line and what follows, or merge the two."
+        if "single document" in what
+        else "Check the indentation, colons and quotes there (docs/tier-file.md shows the format)."
+    )
     return YamlSyntaxError(
-        mark.line + 1,
-        f"YAML syntax error at line {mark.line + 1}, column {mark.column + 1}: {what}. "
-        "Check the indentation, colons and quotes there (docs/tier-file.md shows the format).",
+        mark.line + 1, f"YAML syntax error at line {mark.line + 1}, column {mark.column + 1}: {what}. {fix}"
     )
 
 
