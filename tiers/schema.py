@@ -19,6 +19,8 @@ from pydantic_core import ErrorDetails, PydanticCustomError
 from tiers.model import QuotaPeriod
 
 NAME_MAX_LENGTH: Final = 128
+# API Gateway takes burst, quota limit and offset as 32-bit integers.
+AWS_INTEGER_MAX: Final = 2**31 - 1
 
 # The quota offset is documented by AWS two ways: as requests subtracted in the
 # first period (CloudFormation, Terraform, Pulumi) and as the day the period
@@ -33,7 +35,7 @@ class _Entry(BaseModel):
 
 class ThrottleEntry(_Entry):
     rate: float = Field(gt=0, allow_inf_nan=False)
-    burst: int = Field(gt=0)
+    burst: int = Field(gt=0, le=AWS_INTEGER_MAX)
 
     @model_validator(mode="after")
     def _burst_holds_rate(self) -> Self:
@@ -48,7 +50,7 @@ class ThrottleEntry(_Entry):
 
 
 class QuotaEntry(_Entry):
-    limit: int = Field(gt=0)
+    limit: int = Field(gt=0, le=AWS_INTEGER_MAX)
     period: Literal["DAY", "WEEK", "MONTH"]
     offset: int = Field(default=0, ge=0)
 
@@ -94,8 +96,11 @@ _EXPECTED: Final[Mapping[str, str]] = {
     "throttle": "a mapping with rate and burst, such as {rate: 10, burst: 20}",
     "quota": "a mapping with limit, period and optionally offset, such as {limit: 10000, period: MONTH}",
     "rate": "a positive number of requests per second, such as 10 or 2.5",
-    "burst": "a positive whole number of requests (the token bucket size), at least the rate",
-    "limit": "a positive whole number of requests per period",
+    "burst": (
+        "a positive whole number of requests (the token bucket size), at least the rate "
+        f"and at most {AWS_INTEGER_MAX:,}"
+    ),
+    "limit": f"a positive whole number of requests per period, up to {AWS_INTEGER_MAX:,}",
     "period": "DAY, WEEK or MONTH, in upper case",
     "offset": "a whole number from 0 (see docs/tier-file.md for its range)",
     "tier": "the name of a tier defined under `tiers:`",

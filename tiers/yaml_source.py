@@ -97,6 +97,13 @@ def read_yaml(text: str) -> SourceDocument:
         root = yaml.compose(text, Loader=_Yaml12Loader)
     except yaml.MarkedYAMLError as error:
         raise _syntax_error(error) from None
+    except yaml.reader.ReaderError as error:
+        line = text[: error.position].count("\n") + 1
+        raise YamlSyntaxError(
+            line,
+            f"character U+{error.character:04X} at line {line} is not allowed in YAML (control characters "
+            "other than tab and line breaks are not); remove it.",
+        ) from None
     except yaml.YAMLError as error:
         raise YamlSyntaxError(None, f"not valid YAML: {_one_line(str(error))}") from None
     document = SourceDocument(data=None)

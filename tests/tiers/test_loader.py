@@ -190,6 +190,20 @@ SINGLE_PROBLEM_CASES = [
     ),
     # values out of range
     (
+        "limit-beyond-aws",
+        edit(5, "    quota: {limit: 2147483648, period: MONTH}"),
+        5,
+        "tiers.basic.quota.limit",
+        ["up to 2,147,483,647", "found the whole number 2147483648"],
+    ),
+    (
+        "control-character",
+        VALID + "    name: bell\x07\n",
+        9,
+        "",
+        ["character U+0007 at line 9 is not allowed in YAML", "remove it"],
+    ),
+    (
         "zero-rate",
         edit(4, "    throttle: {rate: 0, burst: 20}"),
         4,
