@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
 import re
 import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import boto3
 import jwt
 import pytest
 from moto import mock_aws
+from moto.server import ThreadedMotoServer
 
 from handlers.contract import TENANT_ATTRIBUTE, TENANT_CLAIM
 from tests.tiers.conftest import VALID
@@ -16,6 +21,7 @@ from tiers.cli import main
 from tiers.loader import parse_catalog
 from tiers.users import UserError, add_user, cognito_client, disable_user, list_users
 
+REPO = Path(__file__).resolve().parents[2]
 REGION = "eu-west-1"
 TIERS = VALID + "  globex:\n    tier: basic\n    suspended: true\n"
 PASSWORD = "Correct-Horse-9-battery"
@@ -263,3 +269,53 @@ def test_cli_without_a_pool_id_is_a_usage_error(capsys, aws_env):
         main(["users", "list"])
     assert raised.value.code == 2
     assert "--user-pool-id" in capsys.readouterr().err
+
+
+def test_python_m_tiers_users_against_a_local_endpoint_without_credentials(tmp_path, tier_file):
+    # GIVEN an AWS emulator on a local port (as the local stack runs) and a shell with no AWS credentials
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        endpoint = f"http://{host}:{port}"
+        setup = boto3.client(
+            "cognito-idp",
+            region_name=REGION,
+            endpoint_url=endpoint,
+            aws_access_key_id="x",
+            aws_secret_access_key="x",
+        )
+        pool = setup.create_user_pool(PoolName="local")["UserPool"]["Id"]
+        env = {
+            key: value
+            for key, value in os.environ.items()
+            if not key.startswith("AWS_") and key != "TENANT_TIERS_USER_POOL_ID"
+        }
+        env |= {
+            "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+            "AWS_CONFIG_FILE": str(tmp_path / "none"),
+            "AWS_EC2_METADATA_DISABLED": "true",
+            "TENANT_TIERS_USER_POOL_ID": pool,
+        }
+        common = ["--endpoint-url", endpoint, "--region", REGION]
+
+        def tiers_cli(*args):
+            return subprocess.run(
+                [sys.executable, "-m", "tiers", "users", *args, *common],
+                cwd=REPO,
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+                check=False,
+            )
+
+        # WHEN a user is added and listed through the CLI
+        added = tiers_cli("add", "acme", "local@example.com", "--password", PASSWORD, "--tiers", tier_file)
+        listed = tiers_cli("list", "acme")
+    finally:
+        server.stop()
+    # THEN both work against the emulator
+    assert (added.returncode, added.stderr) == (0, "")
+    assert (listed.returncode, listed.stderr) == (0, "")
+    assert listed.stdout.splitlines()[1].split() == ["local@example.com", "acme", "CONFIRMED", "yes"]
