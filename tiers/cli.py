@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from collections import Counter
 from collections.abc import Sequence
 from typing import Final
 
@@ -42,27 +43,19 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def summary(catalog: Catalog, source: str) -> str:
     """What a valid tier file declares: per tier its settings and tenants, then the totals."""
-    tenants = list(catalog.tenants.values())
-    silo = sum(1 for tenant in tenants if catalog.is_silo(tenant))
-    suspended = sum(1 for tenant in tenants if tenant.suspended)
+    members = Counter(tenant.tier for tenant in catalog.tenants.values())
+    suspended = Counter(tenant.tier for tenant in catalog.tenants.values() if tenant.suspended)
+    silo = sum(count for name, count in members.items() if catalog.tiers[name].isolation is Isolation.SILO)
     rows = [("tier", "isolation", "throttle", "quota", "tenants")]
     for tier in catalog.tiers.values():
-        members = list(catalog.tenants_of(tier.name))
-        paused = sum(1 for tenant in members if tenant.suspended)
-        count = f"{len(members)}" + (f" ({paused} suspended)" if paused else "")
+        paused = suspended[tier.name]
+        count = f"{members[tier.name]}" + (f" ({paused} suspended)" if paused else "")
         rows.append((tier.name, str(tier.isolation), _throttle(tier), _quota(tier), count))
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    table = [
-        "  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
-    return "\n".join(
-        [
-            f"{source}: valid. {_count(len(catalog.tiers), 'tier')}, {_count(len(tenants), 'tenant')} "
-            f"({silo} {Isolation.SILO}, {suspended} suspended).",
-            *table,
-        ]
+    headline = (
+        f"{source}: valid. {_count(len(catalog.tiers), 'tier')}, {_count(len(catalog.tenants), 'tenant')} "
+        f"({silo} {Isolation.SILO}, {suspended.total()} suspended)."
     )
+    return "\n".join([headline, *("  " + line for line in _table(rows))])
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -104,15 +97,13 @@ def _users_list(args: argparse.Namespace) -> int:
     rows += [
         (user.email, user.tenant_id or "-", user.status, "yes" if user.enabled else "no") for user in users
     ]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for row in rows:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+    print("\n".join(_table(rows)))
     return 0
 
 
 def _users_disable(args: argparse.Namespace) -> int:
-    disable_user(_client(args), args.user_pool_id, args.email)
-    print(f"disabled user {args.email.strip().lower()}; tokens already issued stay valid until they expire.")
+    username = disable_user(_client(args), args.user_pool_id, args.email)
+    print(f"disabled user {username}; tokens already issued stay valid until they expire.")
     return 0
 
 
@@ -120,8 +111,16 @@ def _client(args: argparse.Namespace) -> object:
     return cognito_client(region=args.region, endpoint_url=args.endpoint_url)
 
 
+def _table(rows: Sequence[Sequence[str]]) -> list[str]:
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    ]
+
+
 def _throttle(tier: Tier) -> str:
-    return f"{tier.throttle.rate:g}/s burst {tier.throttle.burst}"
+    rate = tier.throttle.rate
+    return f"{int(rate) if rate.is_integer() else rate}/s burst {tier.throttle.burst}"
 
 
 def _quota(tier: Tier) -> str:

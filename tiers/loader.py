@@ -18,7 +18,7 @@ from pydantic import ValidationError
 
 from handlers.contract import TENANT_ID_MAX_LENGTH, is_valid_tenant_id
 from tiers.model import Catalog, Isolation, Quota, QuotaPeriod, Tenant, Throttle, Tier
-from tiers.problems import CatalogError, Problem
+from tiers.problems import CatalogError, Problem, listing
 from tiers.schema import TenantEntry, TierEntry, describe, entry_problems, unknown_key_message
 from tiers.yaml_source import Path as KeyPath
 from tiers.yaml_source import SourceDocument, YamlSyntaxError, read_yaml
@@ -39,7 +39,6 @@ _ID_WHY: Final = (
     "It becomes part of table names, API key and usage plan names, Cognito attribute values "
     "and IAM policy variables, where other characters break or blur tenant boundaries."
 )
-_LISTED_TIERS: Final = 12
 
 
 def load_catalog(path: str | os.PathLike[str]) -> Catalog:
@@ -267,11 +266,7 @@ def _tier(name: str, entry: TierEntry) -> Tier:
 
 
 def _tier_list(tier_names: list[str]) -> str:
-    if not tier_names:
-        return "(none yet)"
-    shown = ", ".join(tier_names[:_LISTED_TIERS])
-    more = len(tier_names) - _LISTED_TIERS
-    return f"{shown} and {more} more" if more > 0 else shown
+    return listing(tier_names) if tier_names else "(none yet)"
 
 
 def _unknown_tier_message(tier: str, tier_names: list[str], in_this_file: str) -> str:

@@ -26,13 +26,13 @@ from botocore.exceptions import (
 
 from handlers.contract import TENANT_CLAIM
 from tiers.model import Catalog
+from tiers.problems import listing
 
 DEFAULT_REGION: Final = "us-east-1"
 # A person waits on these commands: fail within seconds when the endpoint is unreachable.
 _CLIENT_CONFIG: Final = Config(
     connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 2}
 )
-_LISTED_TENANTS: Final = 12
 
 
 class UserError(Exception):
@@ -122,11 +122,12 @@ def list_users(client: Any, user_pool_id: str, tenant_id: str | None = None) -> 
     return [user for user in users if tenant_id is None or user.tenant_id == tenant_id]
 
 
-def disable_user(client: Any, user_pool_id: str, email: str) -> None:
-    """Disable the user: they can no longer sign in; tokens already issued run until they expire."""
+def disable_user(client: Any, user_pool_id: str, email: str) -> str:
+    """Disable the user and return their username: no more sign-ins; issued tokens run until they expire."""
     username = normalized_email(email)
     with _aws_errors(user_pool_id, username):
         client.admin_disable_user(UserPoolId=user_pool_id, Username=username)
+    return username
 
 
 def normalized_email(email: str) -> str:
@@ -150,13 +151,7 @@ def _user(raw: Mapping[str, Any]) -> User:
 
 def _unknown_tenant_message(tenant_id: str, catalog: Catalog, tiers_file: str) -> str:
     known = list(catalog.tenants)
-    if known:
-        shown = ", ".join(known[:_LISTED_TENANTS])
-        listed = f"tenants there: {shown}" + (
-            f" and {len(known) - _LISTED_TENANTS} more" if len(known) > _LISTED_TENANTS else ""
-        )
-    else:
-        listed = "it lists no tenants yet"
+    listed = f"tenants there: {listing(known)}" if known else "it lists no tenants yet"
     return (
         f"tenant '{tenant_id}' is not in {tiers_file} ({listed}). Check the spelling, or add the tenant "
         "under `tenants:` and deploy it (`pulumi up`) before adding its users."
