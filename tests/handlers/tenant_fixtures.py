@@ -26,6 +26,9 @@ ACCOUNT = "123456789012"  # moto's default account: assumed-role credentials map
 NAMING = Naming("tenant-tiers", "test")
 DATA_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/{NAMING.prefix}-tenant-data"
 EVENTS = Path(__file__).parent / "events"
+# Reused by tests that register no event hooks: a session keeps service models loaded, and loading them
+# is most of the cost of a new client.
+SHARED_SESSION = boto3.session.Session(region_name=REGION)
 
 
 def table_arn(table: str) -> str:
@@ -135,6 +138,7 @@ class TenantApi:
 
     clients: TenantClients
     session: Any
+    admin: Any  # a DynamoDB client with full rights, for looking at raw tables
     requests: int = field(default=0)
 
     def call(self, event: dict[str, Any]) -> Answer:
@@ -172,9 +176,9 @@ class TenantApi:
             query = {"limit": str(limit), "next": answer.body["next"]}
 
 
-def create_data_table(name: str) -> None:
+def create_data_table(name: str, client: Any) -> None:
     """A data table with the program's key schema (partition tenant id, sort key sk)."""
-    boto3.client("dynamodb", region_name=REGION).create_table(
+    client.create_table(
         TableName=name,
         KeySchema=[
             {"AttributeName": DATA_PARTITION_KEY, "KeyType": "HASH"},
@@ -188,9 +192,8 @@ def create_data_table(name: str) -> None:
     )
 
 
-def table_contents(name: str) -> list[dict[str, Any]]:
+def table_contents(name: str, client: Any) -> list[dict[str, Any]]:
     """Every raw item of a table (the test looks with full rights; the handler never scans)."""
-    client = boto3.client("dynamodb", region_name=REGION)
     items: list[dict[str, Any]] = []
     kwargs: dict[str, Any] = {"TableName": name, "ConsistentRead": True}
     while True:
@@ -220,10 +223,13 @@ def start_tenant_api(session: Any = None) -> TenantApi:
 
     The caller installs ``api.clients`` as ``tenant_api.data_clients`` (and restores the old one).
     """
+    session = session or SHARED_SESSION
+    admin = session.client("dynamodb")
     for table in sorted({ACME.table, ACME_CORP.table, GLOBEX.table}):
-        create_data_table(table)
-    session = session or boto3.session.Session(region_name=REGION)
-    return TenantApi(clients=TenantClients(role_arn=DATA_ROLE_ARN, session=session), session=session)
+        create_data_table(table, admin)
+    return TenantApi(
+        clients=TenantClients(role_arn=DATA_ROLE_ARN, session=session), session=session, admin=admin
+    )
 
 
 @contextmanager

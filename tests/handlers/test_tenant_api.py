@@ -200,11 +200,11 @@ def test_the_tenant_comes_only_from_the_authorizer_context(api: TenantApi) -> No
     assert api.call(event).status == 201
 
     # THEN the item sits in acme's partition of the pooled table and nowhere else
-    pooled = table_contents(NAMING.pooled_table)
+    pooled = table_contents(NAMING.pooled_table, api.admin)
     assert [(item[DATA_PARTITION_KEY]["S"], item[DATA_SORT_KEY]["S"]) for item in pooled] == [
         ("acme", "item#order-1")
     ]
-    assert table_contents(GLOBEX.table) == []
+    assert table_contents(GLOBEX.table, api.admin) == []
 
 
 def test_a_silo_tenant_writes_to_its_own_table(api: TenantApi) -> None:
@@ -212,12 +212,12 @@ def test_a_silo_tenant_writes_to_its_own_table(api: TenantApi) -> None:
     api.put(GLOBEX, "x", "true")
     api.count(GLOBEX)
     # THEN both are in its silo table, under its own partition key, and not in the pooled table
-    silo = table_contents(NAMING.silo_table("globex"))
+    silo = table_contents(NAMING.silo_table("globex"), api.admin)
     assert sorted((item[DATA_PARTITION_KEY]["S"], item[DATA_SORT_KEY]["S"]) for item in silo) == [
         ("globex", "counter"),
         ("globex", "item#x"),
     ]
-    assert table_contents(NAMING.pooled_table) == []
+    assert table_contents(NAMING.pooled_table, api.admin) == []
 
 
 # ---------------------------------------------------------------------------------------------------------
