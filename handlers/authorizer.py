@@ -217,6 +217,18 @@ def deny_response(identity: VerifiedIdentity, stage: Stage) -> dict[str, Any]:
     return {"principalId": identity.subject, **_deny_template(stage)}
 
 
+def _own_copy(response: dict[str, Any]) -> dict[str, Any]:
+    """A response whose top level and ``context`` the caller may change without touching cached ones.
+
+    (A local gateway may, like API Gateway, add the principal to the context it passes on.) The
+    policy document is shared: read-only.
+    """
+    copy = dict(response)
+    if "context" in copy:
+        copy["context"] = dict(copy["context"])
+    return copy
+
+
 # Responses differ by principal only for a given stage and tenant record, so powertools builds
 # each policy once; the record is part of the key, so a changed registry item gets a new one.
 @functools.lru_cache(maxsize=1024)
@@ -304,7 +316,8 @@ class DecisionCache:
 class Authorizer:
     """The authorizer with its caches; :meth:`handle` is what ``lambda_handler`` runs.
 
-    Responses may be shared between calls with the same token: treat them as read-only.
+    Each response is the caller's own at the top level and in ``context``; the policy
+    document inside is shared between responses and must be treated as read-only.
     """
 
     def __init__(
@@ -369,7 +382,7 @@ class Authorizer:
         key = (token, stage)
         cached = self._decisions.get(key)
         if cached is not None:
-            return cached
+            return _own_copy(cached)
         identity = self._verifier.verify(token)
         lookup = self._registry.lookup(identity.tenant_id)
         if lookup.record is None or lookup.record.suspended:
@@ -382,7 +395,7 @@ class Authorizer:
         else:
             response = allow_response(identity, lookup.record, stage)
         self._decisions.put(key, _Decision(response, identity.expires_at, lookup.expires_at))
-        return response
+        return _own_copy(response)
 
 
 def _boto3_dynamodb_client() -> DynamoDBGetItem:

@@ -135,6 +135,27 @@ def test_a_repeated_token_is_answered_from_the_decision_cache(
     assert second == first
 
 
+def test_changing_a_response_does_not_change_the_next_one(
+    authorizer: Authorizer, signing_key: SigningKey
+) -> None:
+    # GIVEN an answer whose context the caller extends, as a gateway adding the principal might
+    event = load_event("authorizer_token", bearer(signing_key.sign(id_token_claims())))
+    first = authorizer.handle(event)
+    first["context"]["principalId"] = first["principalId"]
+    first["usageIdentifierKey"] = "changed"
+
+    # WHEN the same tenant is authorized again, with the same token and another user's token
+    again = authorizer.handle(event)
+    other_user = authorizer.handle(
+        load_event("authorizer_token", bearer(signing_key.sign(id_token_claims(sub="another-user"))))
+    )
+
+    # THEN neither carries the change
+    for response in (again, other_user):
+        assert "principalId" not in response["context"]
+        assert response["usageIdentifierKey"] == api_key_value("acme")
+
+
 def test_the_decision_cache_does_not_outlive_the_token(
     jwks_server: JwksServer, registry_table: RegistryTable, signing_key: SigningKey
 ) -> None:
