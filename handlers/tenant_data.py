@@ -37,6 +37,8 @@ COUNT_ATTRIBUTE: Final = "count"
 # credentials that lapse mid-flight (retries included).
 CREDENTIAL_REFRESH_MARGIN_SECONDS: Final = 300.0
 ASSUMED_ROLE_DURATION_SECONDS: Final = 3600
+# The settings a cached client depends on when they come from the environment.
+_ENVIRONMENT_SETTINGS: Final = (Env.TENANT_DATA_ROLE_ARN, "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")
 # A warm container serves a bounded number of tenants' clients; the least recently used one is dropped.
 MAX_CACHED_TENANTS: Final = 512
 
@@ -164,6 +166,10 @@ class TenantClients:
 
     A tenant's client is reused until ``refresh_margin`` seconds before its credentials expire. Safe to
     share between threads: one STS call per tenant at a time, other tenants are not held up by it.
+
+    Without an explicit ``role_arn`` and ``session`` the role and the AWS endpoint come from the
+    environment, and a change of either drops every cached client: Lambda never changes them, but the
+    local stack may restart moto on another port within one process.
     """
 
     def __init__(
@@ -175,6 +181,9 @@ class TenantClients:
         max_tenants: int = MAX_CACHED_TENANTS,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        self._explicit_role_arn = role_arn
+        self._explicit_session = session
+        self._environment: tuple[str | None, ...] | None = None
         self._role_arn = role_arn
         self._session = session
         self._refresh_margin = refresh_margin
@@ -189,6 +198,7 @@ class TenantClients:
         return TenantTable(self.client_for(tenant_id), table, tenant_id)
 
     def client_for(self, tenant_id: str) -> DynamoDBClient:
+        self._follow_environment()
         cached = self._fresh(tenant_id)
         if cached is not None:
             return cached
@@ -206,6 +216,18 @@ class TenantClients:
                     evicted, _ = self._clients.popitem(last=False)
                     self._tenant_locks.pop(evicted, None)
             return entry.client
+
+    def _follow_environment(self) -> None:
+        environment = tuple(os.environ.get(name) for name in _ENVIRONMENT_SETTINGS)
+        with self._lock:
+            if environment == self._environment:
+                return
+            self._environment = environment
+            self._clients.clear()
+            self._tenant_locks.clear()
+            self._sts = None
+            self._role_arn = self._explicit_role_arn
+            self._session = self._explicit_session
 
     def _fresh(self, tenant_id: str) -> DynamoDBClient | None:
         with self._lock:

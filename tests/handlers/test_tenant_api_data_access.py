@@ -14,7 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
-from handlers.contract import TENANT_SESSION_TAG
+from handlers.contract import TENANT_SESSION_TAG, Env
 from handlers.tenant_data import CREDENTIAL_REFRESH_MARGIN_SECONDS, TenantClients, TenantTable
 from tests.handlers.tenant_fixtures import (
     ACME,
@@ -193,3 +193,21 @@ def test_importing_the_handler_is_light() -> None:
     # THEN neither boto3 (most of a cold start; loaded on the first data request) nor the program's
     # packages are imported
     assert loaded == "[]"
+
+
+def test_a_changed_environment_drops_every_cached_client(
+    api: TenantApi, session: Any, assume_log: AssumeRoleLog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN clients configured from the environment (as in Lambda and the local stack), acme's cached
+    clients = TenantClients(session=session)
+    first = clients.client_for("acme")
+    assert clients.client_for("acme") is first
+
+    # WHEN the environment points at another data role (the local stack restarted within the process)
+    other_role = DATA_ROLE_ARN + "-v2"
+    monkeypatch.setenv(Env.TENANT_DATA_ROLE_ARN, other_role)
+    second = clients.client_for("acme")
+
+    # THEN acme's credentials are fetched again, from the new role
+    assert second is not first
+    assert [call["RoleArn"] for call in assume_log.calls] == [DATA_ROLE_ARN, other_role]
