@@ -329,7 +329,9 @@ def test_functions_get_runtime_architecture_handlers_environment_and_the_bundle(
         assert function["handler"] == handler
         assert function["runtime"] == "python3.12"
         assert function["architectures"] == ["arm64"]
-        assert Path(function["code"].path) == default_bundle.path
+        code = Path(function["code"].path)
+        assert code.parent == default_bundle.path.parent
+        assert code.name.startswith("bundle-py3.12-arm64-")
         variables = function["environment"]["variables"]
         assert variables[Env.REGISTRY_TABLE] == NAMING.registry_table
         assert variables[Env.TOKEN_ISSUER] == issuer
