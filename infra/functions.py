@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -147,7 +146,7 @@ class Functions(pulumi.ComponentResource):
             policy=render_policy(policies.lambda_logs_policy, log_group.arn),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        variables: dict[str, Any] = {**environment, Env.SERVICE_NAME: function}
+        variables: dict[str, pulumi.Input[str]] = {**environment, Env.SERVICE_NAME: function}
         return aws.lambda_.Function(
             f"{self._name}-{function}",
             name=function_name,
