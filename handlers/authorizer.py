@@ -36,9 +36,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, NamedTuple
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
-    APIGatewayAuthorizerResponse,
-)
 
 from handlers.contract import ContextKey, Env
 from handlers.jwks import Fetcher, JwksCache, JwksError, fetch_jwks_document
@@ -46,6 +43,9 @@ from handlers.tenant_registry import DynamoDBGetItem, RegistryError, TenantRecor
 from handlers.token_verifier import CLOCK_SKEW_LEEWAY_SECONDS, TokenError, TokenVerifier, VerifiedIdentity
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
+        APIGatewayAuthorizerResponse,
+    )
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 MAX_AUTHORIZATION_HEADER_CHARS: Final = 8192
@@ -253,6 +253,12 @@ def _without_principal(response: dict[str, Any]) -> dict[str, Any]:
 def _response(
     stage: Stage, *, context: dict[str, str] | None, key: str | None
 ) -> APIGatewayAuthorizerResponse:
+    # Deferred: the data_classes package imports every event class (~25 ms); a policy is built
+    # once per stage and tenant, so only the first answer pays it.
+    from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
+        APIGatewayAuthorizerResponse,
+    )
+
     return APIGatewayAuthorizerResponse(
         principal_id="",
         region=stage.region,
