@@ -12,6 +12,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives import serialization
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from handlers.authorizer import (
     MAX_AUTHORIZATION_HEADER_CHARS,
@@ -270,3 +272,27 @@ def test_each_token_gets_its_status(shared_authorizer: Authorizer, keys: Keys, c
     if case.error is not None:
         with pytest.raises(case.error):
             authorizer.decide(event)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(authorization=st.one_of(st.text(max_size=300), st.from_regex(r"[Bb]earer [A-Za-z0-9._=-]{0,300}")))
+def test_any_header_gets_401_never_a_500(shared_authorizer: Authorizer, authorization: str) -> None:
+    assert outcome(shared_authorizer, load_event("authorizer_token", authorization)) == (UNAUTHORIZED, None)
+
+
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_any_one_character_change_to_a_valid_token_gets_401(
+    shared_authorizer: Authorizer, signing_key: SigningKey, data: st.DataObject
+) -> None:
+    # GIVEN a valid token of an active tenant, with one character replaced
+    token = signing_key.sign(id_token_claims("globex"))
+    position = data.draw(st.integers(0, len(token) - 1))
+    replacement = data.draw(
+        st.sampled_from("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.=")
+    )
+    changed = token[:position] + replacement + token[position + 1 :]
+
+    # WHEN it is presented / THEN it is refused (unless the replacement changed nothing)
+    expected = ALLOW if changed == token else UNAUTHORIZED
+    assert outcome(shared_authorizer, load_event("authorizer_token", bearer(changed)))[0] == expected
