@@ -13,6 +13,21 @@ from pathlib import Path
 from local.client import LocalClientError, id_token, usage, usage_table
 from local.settings import DEFAULT_PORT, DEFAULT_TIERS_FILE
 
+MAX_PORT = 65_535
+
+
+def _port(text: str, *, lowest: int = 1) -> int:
+    if not text.isdigit() or not lowest <= int(text) <= MAX_PORT:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a port: use a whole number from {lowest} to {MAX_PORT}"
+        )
+    return int(text)
+
+
+def _listen_port(text: str) -> int:
+    """Port 0 asks the system for a free port; the banner says which one."""
+    return _port(text, lowest=0)
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -25,7 +40,12 @@ def _parser() -> argparse.ArgumentParser:
         "up", help="start the local stack and serve the tenant API until Ctrl-C or SIGTERM"
     )
     up.add_argument("--tiers", type=Path, default=DEFAULT_TIERS_FILE, help="tier file (default: %(default)s)")
-    up.add_argument("--port", type=int, default=DEFAULT_PORT, help="port on 127.0.0.1 (default: %(default)s)")
+    up.add_argument(
+        "--port",
+        type=_listen_port,
+        default=DEFAULT_PORT,
+        help="port on 127.0.0.1, 0 for any (default: %(default)s)",
+    )
     up.add_argument(
         "--authorizer-cache-ttl",
         type=float,
@@ -37,10 +57,10 @@ def _parser() -> argparse.ArgumentParser:
 
     token = commands.add_parser("token", help="print a fresh ID token of a tenant's demo user")
     token.add_argument("tenant", help="tenant id from the tier file")
-    token.add_argument("--port", type=int, default=DEFAULT_PORT, help="port of the running stack")
+    token.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port of the running stack")
 
     usage_command = commands.add_parser("usage", help="per-tenant requests used and left in the quota period")
-    usage_command.add_argument("--port", type=int, default=DEFAULT_PORT, help="port of the running stack")
+    usage_command.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port of the running stack")
     usage_command.add_argument("--json", action="store_true", help="print JSON instead of a table")
     return parser
 

@@ -35,6 +35,10 @@ def fetch(port: int, path: str) -> Any:
 def id_token(tenant_id: str, port: int) -> str:
     """A fresh ID token of ``tenant_id``'s demo user, from the stack's Cognito (USER_PASSWORD_AUTH)."""
     stack = fetch(port, STACK_PATH)
+    if not isinstance(stack, dict) or not isinstance(stack.get("tenants"), dict):
+        raise LocalClientError(
+            f"what answers on port {port} is not a tenant-tiers local stack; pass its --port"
+        )
     tenant = stack["tenants"].get(tenant_id)
     if tenant is None:
         known = ", ".join(stack["tenants"]) or "none"
@@ -59,7 +63,11 @@ def id_token(tenant_id: str, port: int) -> str:
 
 
 def usage(port: int) -> dict[str, Any]:
-    report: dict[str, Any] = fetch(port, USAGE_PATH)
+    report = fetch(port, USAGE_PATH)
+    if not isinstance(report, dict) or not isinstance(report.get("tenants"), list):
+        raise LocalClientError(
+            f"what answers on port {port} is not a tenant-tiers local stack; pass its --port"
+        )
     return report
 
 
