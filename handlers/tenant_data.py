@@ -194,6 +194,11 @@ class TenantClients:
         self._tenant_locks: dict[str, threading.Lock] = {}
         self._lock = threading.Lock()  # guards the dicts and the (not thread-safe) session
 
+    def cached_tenants(self) -> list[str]:
+        """Tenants holding cached credentials, least recently used first."""
+        with self._lock:
+            return list(self._clients)
+
     def table(self, tenant_id: str, table: str) -> TenantTable:
         return TenantTable(self.client_for(tenant_id), table, tenant_id)
 

@@ -132,8 +132,9 @@ def test_the_cache_holds_a_bounded_number_of_tenants(
     # WHEN three tenants take turns, then the least recently used one comes back
     for tenant_id in ("acme", "acme-corp", "acme", "globex", "acme-corp"):
         clients.client_for(tenant_id)
-    # THEN acme-corp had been evicted by globex and was fetched again; acme stayed cached
+    # THEN acme-corp had been evicted by globex and was fetched again; acme stayed cached until then
     assert assume_log.tags() == ["acme", "acme-corp", "globex", "acme-corp"]
+    assert clients.cached_tenants() == ["globex", "acme-corp"]
 
 
 def test_concurrent_lambda_invocations_keep_tenants_apart(api: TenantApi) -> None:
