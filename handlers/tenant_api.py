@@ -125,7 +125,9 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     logger.thread_safe_clear_keys()
     logger.thread_safe_append_keys(request_id=request_id)
     try:
-        tenant = tenant_from_authorizer(event.get("requestContext", {}).get("authorizer"))
+        request_context = event.get("requestContext")
+        authorizer = request_context.get("authorizer") if isinstance(request_context, Mapping) else None
+        tenant = tenant_from_authorizer(authorizer)
     except MisconfiguredError as error:
         logger.error(
             "request refused: no valid tenant context from the authorizer", extra={"problem": str(error)}

@@ -434,6 +434,7 @@ def test_other_methods_and_paths_are_404(api: TenantApi, method: str, path: str)
     "broken",
     [
         None,
+        {"requestContext": None},
         {},
         {ContextKey.TENANT_ID: None},
         {ContextKey.TENANT_ID: "ACME"},
@@ -455,6 +456,8 @@ def test_a_bad_authorizer_context_is_refused_with_500(
     event = api_event("get_item", ACME)
     if broken is None:
         del event["requestContext"]["authorizer"]
+    elif broken == {"requestContext": None}:
+        event["requestContext"] = None
     elif broken == {}:
         event["requestContext"]["authorizer"] = {"principalId": "someone"}
     else:
@@ -465,12 +468,14 @@ def test_a_bad_authorizer_context_is_refused_with_500(
 
     # THEN nothing is served: a 500 naming the cause and the request id, and an error log line
     assert answer.status == 500
-    assert answer.body["request_id"] == "req-0001"
+    # (without a request context, Lambda's request id is the one to report)
+    request_id = "lambda-req-0001" if event["requestContext"] is None else "req-0001"
+    assert answer.body["request_id"] == request_id
     assert "misconfigured" in answer.body["message"]
     assert api.clients.cached_tenants() == []
     errors = [record for record in log_records(logs) if record["level"] == "ERROR"]
     assert len(errors) == 1
-    assert errors[0]["request_id"] == "req-0001"
+    assert errors[0]["request_id"] == request_id
 
 
 # ---------------------------------------------------------------------------------------------------------
