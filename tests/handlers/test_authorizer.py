@@ -3,6 +3,7 @@ token problem. Tokens are minted here, the JWKS is served over HTTP, the registr
 
 from __future__ import annotations
 
+import threading
 import time
 from typing import TYPE_CHECKING, Any, cast
 
@@ -252,3 +253,41 @@ class _LambdaContextStub:
 
 def LambdaContextStub() -> LambdaContext:
     return cast("LambdaContext", _LambdaContextStub())
+
+
+def test_concurrent_callers_each_get_their_own_answer(
+    authorizer: Authorizer, jwks_server: JwksServer, signing_key: SigningKey
+) -> None:
+    # GIVEN tokens of several tenants and users, and a bad one, shared by 8 threads (as the local stack calls)
+    expected = {"acme": ALLOW, "globex": ALLOW, "initech": DENY, "hooli": DENY}
+    tokens = [
+        (tenant_id, bearer(signing_key.sign(id_token_claims(tenant_id, sub=f"user-{tenant_id}-{user}"))))
+        for tenant_id in expected
+        for user in range(3)
+    ]
+    tokens.append(("bad", "Bearer x.y.z"))
+    expected["bad"] = UNAUTHORIZED
+    mismatches: list[str] = []
+    lock = threading.Lock()
+
+    def worker(offset: int) -> None:
+        for round_ in range(4):
+            for index in range(len(tokens)):
+                tenant_id, authorization = tokens[(index + offset + round_) % len(tokens)]
+                effect, response = outcome(authorizer, load_event("authorizer_token", authorization))
+                key = response.get("usageIdentifierKey") if response else None
+                wrong = effect != expected[tenant_id] or (effect == ALLOW and key != api_key_value(tenant_id))
+                if wrong:
+                    with lock:
+                        mismatches.append(f"{tenant_id}: {effect}")
+
+    # WHEN they all call at once
+    threads = [threading.Thread(target=worker, args=(offset,)) for offset in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    # THEN every answer is right for its own token, and the keys were fetched once
+    assert mismatches == []
+    assert jwks_server.fetches == 1
