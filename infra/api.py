@@ -90,7 +90,9 @@ class Api(pulumi.ComponentResource):
             action="lambda:InvokeFunction",
             function=args.authorizer.name,
             principal="apigateway.amazonaws.com",
-            source_arn=pulumi.Output.concat(self.rest_api.execution_arn, "/authorizers/", self.authorizer.id),
+            source_arn=pulumi.Output.format(
+                "{0}/authorizers/{1}", self.rest_api.execution_arn, self.authorizer.id
+            ),
             opts=child,
         )
 
@@ -124,8 +126,12 @@ class Api(pulumi.ComponentResource):
                 action="lambda:InvokeFunction",
                 function=args.tenant_api.name,
                 principal="apigateway.amazonaws.com",
-                source_arn=pulumi.Output.concat(
-                    self.rest_api.execution_arn, f"/{args.stage_name}/{method}{source_arn_path(path)}"
+                source_arn=pulumi.Output.format(
+                    "{0}/{1}/{2}{3}",
+                    self.rest_api.execution_arn,
+                    args.stage_name,
+                    method,
+                    source_arn_path(path),
                 ),
                 opts=child,
             )

@@ -91,12 +91,8 @@ def load_settings(stack: str, config: pulumi.Config | None = None) -> Settings:
             return default
 
     tiers_file = read(ConfigKey.TIERS_FILE, defaults.tiers_file, _parse_path, "a path to a tier file")
-    # Pulumi runs the program in the project directory; keep the path as the user wrote it there, so
-    # problems in the tier file read exactly as `python -m tiers validate <path>` prints them.
-    in_project = Path.cwd().resolve() == PROJECT_ROOT
-    tiers_path = tiers_file if tiers_file.is_absolute() or in_project else PROJECT_ROOT / tiers_file
     settings = Settings(
-        tiers_file=tiers_path,
+        tiers_file=_locate(tiers_file),
         lambda_runtime=read(
             ConfigKey.LAMBDA_RUNTIME,
             defaults.lambda_runtime,
@@ -137,6 +133,17 @@ def load_settings(stack: str, config: pulumi.Config | None = None) -> Settings:
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+def _locate(tiers_file: Path) -> Path:
+    """A relative tier file path is relative to the working directory, which is the project directory
+    under Pulumi; it is kept as written there, so problems read exactly as `python -m tiers validate
+    <path>` prints them. Run from elsewhere (tests, scripts), a path not found there is looked up in the
+    project directory."""
+    if tiers_file.is_absolute() or tiers_file.exists():
+        return tiers_file
+    in_project = PROJECT_ROOT / tiers_file
+    return in_project if in_project.exists() else tiers_file
 
 
 def _show(value: object) -> str:

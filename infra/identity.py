@@ -83,8 +83,8 @@ class Identity(pulumi.ComponentResource):
             enable_token_revocation=True,
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self.issuer = pulumi.Output.concat("https://", self.user_pool.endpoint)
-        self.jwks_url = pulumi.Output.concat(self.issuer, "/.well-known/jwks.json")
+        self.issuer = pulumi.Output.format("https://{0}", self.user_pool.endpoint)
+        self.jwks_url = pulumi.Output.format("{0}/.well-known/jwks.json", self.issuer)
         self.register_outputs(
             {
                 "user_pool_id": self.user_pool.id,

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -193,24 +193,26 @@ def run_program(
     stack: str = "test",
     *,
     raise_errors: bool = True,
+    program: Callable[[], None] = main,
+    mocks: pulumi.runtime.Mocks | None = None,
+    preview: bool = False,
 ) -> ProgramRun:
     """Run the program on ``tiers_file`` under mocks.
 
     ``config`` holds further stack config, keyed ``tenant-tiers`` keys without the namespace
     (``{"stageName": "prod"}``) or fully qualified keys (``{"aws:region": "eu-west-1"}``).
     With ``raise_errors=False`` a failing program returns a run whose ``error`` is set.
+    ``program`` replaces ``infra.program.main`` (the benchmarks' floor runs through here too).
+    ``mocks`` replaces ProgramMocks; ``preview=True`` runs the program as `pulumi preview` would.
     """
     stack_config = {f"{CONFIG_NAMESPACE}:tiersFile": str(tiers_file)}
     for key, value in (config or {}).items():
         stack_config[key if ":" in key else f"{CONFIG_NAMESPACE}:{key}"] = value
 
-    monitor = RecordingMonitor(ProgramMocks())
-    settings.ROOT.set(None)  # a fresh root stack for every run
-    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
-    pulumi.runtime.set_all_config(stack_config)
+    monitor = RecordingMonitor(mocks or ProgramMocks())
     error: BaseException | None = None
     try:
-        _sync_await(run_pulumi_func(main))
+        run_under_mocks(program, monitor, stack_config, stack, preview=preview)
     except Exception as raised:
         if raise_errors:
             raise
@@ -231,6 +233,24 @@ def run_program(
         secret_outputs=frozenset(secret_outputs),
         error=error,
     )
+
+
+def run_under_mocks(
+    program: Callable[[], None],
+    monitor: MockMonitor,
+    stack_config: Mapping[str, str],
+    stack: str = "test",
+    *,
+    preview: bool = False,
+) -> None:
+    """Run ``program`` as a fresh stack against ``monitor``, with fully qualified ``stack_config`` keys.
+
+    The layer under :func:`run_program`; the benchmarks call it with a plain, non-recording monitor.
+    """
+    settings.ROOT.set(None)  # a fresh root stack for every run
+    pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
+    pulumi.runtime.set_all_config(dict(stack_config))
+    _sync_await(run_pulumi_func(program))
 
 
 def _token(seed: str, length: int) -> str:
