@@ -324,6 +324,14 @@ class Authorizer:
 
     Each response is the caller's own at the top level and in ``context``; the policy
     document inside is shared between responses and must be treated as read-only.
+
+    Tests and benchmarks build one with explicit settings and in-memory dependencies::
+
+        Authorizer.from_settings(
+            settings,
+            jwks_fetcher=lambda url, timeout: jwks_document_bytes,
+            dynamodb_client_factory=lambda: client_with_get_item,
+        ).handle(event)
     """
 
     def __init__(
