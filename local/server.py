@@ -82,6 +82,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
     server: GatewayServer
     protocol_version = "HTTP/1.1"
     server_version = "tenant-tiers-local"
+    # Headers and body go out in two writes: with Nagle's algorithm on, a keep-alive client's
+    # delayed ACK would hold the body back ~40 ms.
+    disable_nagle_algorithm = True
 
     def _serve(self) -> None:
         length_header = self.headers.get("Content-Length") or "0"
