@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from local.provision import DemoUser, create_demo_user
 from local.server import STACK_PATH, USAGE_PATH
 from local.settings import DUMMY_CREDENTIALS, HOST
 
@@ -33,7 +34,9 @@ def fetch(port: int, path: str) -> Any:
 
 
 def id_token(tenant_id: str, port: int) -> str:
-    """A fresh ID token of ``tenant_id``'s demo user, from the stack's Cognito (USER_PASSWORD_AUTH)."""
+    """A fresh ID token of ``tenant_id``'s demo user, from the stack's Cognito (USER_PASSWORD_AUTH).
+
+    The first call for a tenant creates its demo user (see ``DemoUser``)."""
     stack = fetch(port, STACK_PATH)
     if not isinstance(stack, dict) or not isinstance(stack.get("tenants"), dict):
         raise LocalClientError(
@@ -48,17 +51,25 @@ def id_token(tenant_id: str, port: int) -> str:
     cognito = boto3.session.Session(region_name=stack["region"], **DUMMY_CREDENTIALS).client(
         "cognito-idp", endpoint_url=stack["moto_endpoint"]
     )
-    user = tenant["demo_user"]
-    try:
+    user = DemoUser(**tenant["demo_user"])
+
+    def sign_in() -> str:
         answer = cognito.initiate_auth(
             ClientId=stack["app_client_id"],
             AuthFlow="USER_PASSWORD_AUTH",
-            AuthParameters={"USERNAME": user["username"], "PASSWORD": user["password"]},
+            AuthParameters={"USERNAME": user.username, "PASSWORD": user.password},
         )
         return str(answer["AuthenticationResult"]["IdToken"])
-    except (BotoCoreError, ClientError, KeyError) as error:
+
+    try:
+        try:
+            return sign_in()
+        except cognito.exceptions.UserNotFoundException:
+            create_demo_user(cognito, stack["user_pool_id"], tenant_id, user)
+            return sign_in()
+    except (BotoCoreError, ClientError, KeyError, TypeError) as error:
         raise LocalClientError(
-            f"sign-in of {user['username']} on the stack on port {port} failed: {error}"
+            f"sign-in of {user.username} on the stack on port {port} failed: {error}"
         ) from error
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+import string
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +34,7 @@ from tiers.registry import data_table, registry_item
 
 # API Gateway takes key values of 20-128 characters; 30 random bytes make 40 URL-safe characters.
 API_KEY_BYTES = 30
+API_KEY_ID_LENGTH = 10
 
 # The Pulumi program declares the same schema inline (infra/identity.py); a shared constant would be better.
 TENANT_ATTRIBUTE_SCHEMA = {
@@ -48,6 +50,9 @@ BATCH_SIZE = 25
 
 @dataclass(frozen=True)
 class DemoUser:
+    """Made in Cognito on the tenant's first `python -m local token`: at 10,000 tenants, creating
+    every one up front would take minutes of emulator calls."""
+
     username: str
     password: str
 
@@ -104,7 +109,7 @@ def provision(catalog: Catalog, naming: Naming, clients: AwsClients) -> Provisio
 
     role_arn = _create_roles(clients.client("iam"), naming, pooled_arn)
     user_pool_id, app_client_id = _create_user_pool(clients.client("cognito-idp"), naming)
-    api_keys = _create_api_keys(clients.client("apigateway"), catalog, naming)
+    api_keys = _api_keys(catalog)
 
     tenants = {
         tenant.id: ProvisionedTenant(
@@ -117,7 +122,6 @@ def provision(catalog: Catalog, naming: Naming, clients: AwsClients) -> Provisio
         for tenant in catalog.tenants.values()
     }
     _write_registry(dynamodb, catalog, naming, tenants)
-    _create_demo_users(clients.client("cognito-idp"), user_pool_id, tenants.values())
     return Provisioned(
         account_id=account_id,
         user_pool_id=user_pool_id,
@@ -187,15 +191,16 @@ def _create_user_pool(cognito: Any, naming: Naming) -> tuple[str, str]:
     return pool_id, client["UserPoolClient"]["ClientId"]
 
 
-def _create_api_keys(apigateway: Any, catalog: Catalog, naming: Naming) -> dict[str, ApiKey]:
-    keys = {}
-    for tenant in catalog.tenants.values():
-        value = secrets.token_urlsafe(API_KEY_BYTES)
-        created = apigateway.create_api_key(
-            name=naming.api_key(tenant.id), value=value, enabled=not tenant.suspended
+def _api_keys(catalog: Catalog) -> dict[str, ApiKey]:
+    """One key per tenant. Only the gateway reads them; moto holds none (it does not enforce plans)."""
+    alphabet = string.ascii_lowercase + string.digits
+    return {
+        tenant_id: ApiKey(
+            id="".join(secrets.choice(alphabet) for _ in range(API_KEY_ID_LENGTH)),
+            value=secrets.token_urlsafe(API_KEY_BYTES),
         )
-        keys[tenant.id] = ApiKey(id=created["id"], value=value)
-    return keys
+        for tenant_id in catalog.tenants
+    }
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -223,9 +228,9 @@ def _write_registry(
             pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
 
 
-def _create_demo_users(cognito: Any, pool_id: str, tenants: Iterable[ProvisionedTenant]) -> None:
-    for provisioned in tenants:
-        user = provisioned.demo_user
+def create_demo_user(cognito: Any, pool_id: str, tenant_id: str, user: DemoUser) -> None:
+    """The tenant's demo user, confirmed with its password; one that exists already is left as it is."""
+    try:
         cognito.admin_create_user(
             UserPoolId=pool_id,
             Username=user.username,
@@ -233,9 +238,11 @@ def _create_demo_users(cognito: Any, pool_id: str, tenants: Iterable[Provisioned
             UserAttributes=[
                 {"Name": "email", "Value": user.username},
                 {"Name": "email_verified", "Value": "true"},
-                {"Name": TENANT_CLAIM, "Value": provisioned.tenant.id},
+                {"Name": TENANT_CLAIM, "Value": tenant_id},
             ],
         )
-        cognito.admin_set_user_password(
-            UserPoolId=pool_id, Username=user.username, Password=user.password, Permanent=True
-        )
+    except cognito.exceptions.UsernameExistsException:
+        return
+    cognito.admin_set_user_password(
+        UserPoolId=pool_id, Username=user.username, Password=user.password, Permanent=True
+    )

@@ -250,7 +250,7 @@ class LocalStack:
             state = "  SUSPENDED" if t.tenant.suspended else ""
             lines.append(
                 f"    {tenant_id:<{width}}  {t.tier.name} ({t.tier.isolation.value})  "
-                f"table {t.table}  user {t.demo_user.username}{state}"
+                f"table {t.table}  demo user {t.demo_user.username}{state}"
             )
         if first is not None:
             lines += [
@@ -259,5 +259,7 @@ class LocalStack:
                 f"{self.api_url}/tenant",
                 f"  python -m local usage --port {self.port}",
             ]
-        lines.append("Ctrl-C stops the stack.")
+        lines.append(
+            "Demo users are made in Cognito on their tenant's first `token`. Ctrl-C stops the stack."
+        )
         return "\n".join(lines)
