@@ -1,0 +1,1 @@
+"""Benchmarks: the program at scale and the handlers' hot paths, each against its floor."""

@@ -1,0 +1,380 @@
+"""The floor the program is measured against: the same resources, declared as plainly as Python allows.
+
+Every resource the program declares, with the same type, logical name and inputs,
+through the same pulumi_aws classes and the same Output plumbing where an input
+depends on another resource, and the same stack outputs; but no catalog, no
+validation, no settings, no components: one flat function over the tier file's raw
+YAML. Whatever the program costs above this is the price of its structure.
+
+``tests/benchmarks`` checks, at a small size, that the floor and the program register
+the same multiset of (type, name, inputs), so the floor cannot drift into flattery.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+import yaml
+
+from handlers.contract import (
+    AUTHORIZER_HANDLER,
+    DATA_PARTITION_KEY,
+    DATA_SORT_KEY,
+    REGISTRY_PARTITION_KEY,
+    ROUTES,
+    TENANT_API_HANDLER,
+    TENANT_ATTRIBUTE,
+    TENANT_ID_MAX_LENGTH,
+    Env,
+    RegistryField,
+)
+from infra import policies
+from infra.api import ACCESS_LOG_FORMAT, IDENTITY_SOURCE, route_slug, source_arn_path
+from infra.functions import METRICS_NAMESPACE, render_policy
+from infra.identity import AUTH_FLOWS, CLIENT_READABLE_ATTRIBUTES, USER_WRITABLE_ATTRIBUTES
+
+# The program's defaults (infra.config.Settings), written out: the floor reads no config.
+RUNTIME = "python3.12"
+ARCHITECTURE = "arm64"
+STAGE_NAME = "v1"
+AUTHORIZER_CACHE_TTL_SECONDS = 300
+LOG_RETENTION_DAYS = 30
+
+
+def floor(tiers_file: Path, code_dir: Path, prefix: str) -> None:
+    """Declare the stack for ``tiers_file``; ``prefix`` is ``<project>-<stack>``, ``code_dir`` the bundle."""
+    raw = yaml.load(tiers_file.read_bytes(), Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    tiers: dict[str, dict[str, Any]] = raw["tiers"]
+    tenants: dict[str, dict[str, Any]] = raw["tenants"]
+    code = pulumi.FileArchive(str(code_dir))
+
+    user_pool = aws.cognito.UserPool(
+        "identity-user-pool",
+        name=f"{prefix}-users",
+        username_attributes=["email"],
+        auto_verified_attributes=["email"],
+        admin_create_user_config={"allow_admin_create_user_only": True},
+        schemas=[
+            {
+                "name": TENANT_ATTRIBUTE,
+                "attribute_data_type": "String",
+                "mutable": False,
+                "required": False,
+                "developer_only_attribute": False,
+                "string_attribute_constraints": {"min_length": "1", "max_length": str(TENANT_ID_MAX_LENGTH)},
+            }
+        ],
+        password_policy={
+            "minimum_length": 12,
+            "require_lowercase": True,
+            "require_uppercase": True,
+            "require_numbers": True,
+            "require_symbols": False,
+            "temporary_password_validity_days": 7,
+        },
+        account_recovery_setting={"recovery_mechanisms": [{"name": "verified_email", "priority": 1}]},
+        deletion_protection="ACTIVE",
+        opts=pulumi.ResourceOptions(protect=True),
+    )
+    app_client = aws.cognito.UserPoolClient(
+        "identity-app-client",
+        name=f"{prefix}-app",
+        user_pool_id=user_pool.id,
+        generate_secret=False,
+        explicit_auth_flows=list(AUTH_FLOWS),
+        write_attributes=list(USER_WRITABLE_ATTRIBUTES),
+        read_attributes=list(CLIENT_READABLE_ATTRIBUTES),
+        prevent_user_existence_errors="ENABLED",
+        enable_token_revocation=True,
+    )
+    issuer = pulumi.Output.format("https://{0}", user_pool.endpoint)
+
+    pooled_table = _table("storage-pooled", f"{prefix}-pooled", DATA_PARTITION_KEY, DATA_SORT_KEY)
+    registry_table = _table("storage-registry", f"{prefix}-registry", REGISTRY_PARTITION_KEY)
+    silo_tiers = {name for name, tier in tiers.items() if tier["isolation"] == "silo"}
+    for tenant_id, tenant in tenants.items():
+        if tenant["tier"] in silo_tiers:
+            _table(
+                f"storage-silo-{tenant_id}", f"{prefix}-silo-{tenant_id}", DATA_PARTITION_KEY, DATA_SORT_KEY
+            )
+
+    lambda_trust = json.dumps(policies.lambda_trust_policy())
+    authorizer_role = aws.iam.Role("functions-authorizer-role", assume_role_policy=lambda_trust)
+    tenant_api_role = aws.iam.Role("functions-tenant-api-role", assume_role_policy=lambda_trust)
+    data_role = aws.iam.Role(
+        "functions-tenant-data-role",
+        description="Assumed by the tenant API with a tenant_id session tag: that tenant's items only",
+        assume_role_policy=render_policy(policies.tenant_data_trust_policy, tenant_api_role.arn),
+    )
+    data_policy = aws.iam.RolePolicy(
+        "functions-tenant-data-policy",
+        role=data_role.id,
+        policy=render_policy(
+            lambda pooled_arn: policies.tenant_data_policy(pooled_arn, f"{prefix}-silo-"), pooled_table.arn
+        ),
+    )
+    authorizer_access = aws.iam.RolePolicy(
+        "functions-authorizer-policy",
+        role=authorizer_role.id,
+        policy=render_policy(policies.authorizer_policy, registry_table.arn),
+    )
+    tenant_api_access = aws.iam.RolePolicy(
+        "functions-tenant-api-policy",
+        role=tenant_api_role.id,
+        policy=render_policy(policies.tenant_api_policy, data_role.arn),
+    )
+    environment: dict[str, Any] = {
+        Env.REGISTRY_TABLE: registry_table.name,
+        Env.TOKEN_ISSUER: issuer,
+        Env.JWKS_URL: pulumi.Output.format("{0}/.well-known/jwks.json", issuer),
+        Env.APP_CLIENT_ID: app_client.id,
+        Env.TENANT_DATA_ROLE_ARN: data_role.arn,
+        Env.METRICS_NAMESPACE: METRICS_NAMESPACE,
+    }
+    functions: dict[str, aws.lambda_.Function] = {}
+    for function, role, handler, timeout, depends_on in (
+        ("authorizer", authorizer_role, AUTHORIZER_HANDLER, 10, [authorizer_access]),
+        ("tenant-api", tenant_api_role, TENANT_API_HANDLER, 15, [tenant_api_access, data_policy]),
+    ):
+        log_group = aws.cloudwatch.LogGroup(
+            f"functions-{function}-logs",
+            name=f"/aws/lambda/{prefix}-{function}",
+            retention_in_days=LOG_RETENTION_DAYS,
+        )
+        logging = aws.iam.RolePolicy(
+            f"functions-{function}-logs-policy",
+            role=role.id,
+            policy=render_policy(policies.lambda_logs_policy, log_group.arn),
+        )
+        functions[function] = aws.lambda_.Function(
+            f"functions-{function}",
+            name=f"{prefix}-{function}",
+            role=role.arn,
+            runtime=RUNTIME,
+            architectures=[ARCHITECTURE],
+            handler=handler,
+            code=code,
+            memory_size=512,
+            timeout=timeout,
+            environment={"variables": {**environment, Env.SERVICE_NAME: function}},
+            opts=pulumi.ResourceOptions(depends_on=[log_group, logging, *depends_on]),
+        )
+    authorizer_function, tenant_api = functions["authorizer"], functions["tenant-api"]
+
+    rest_api = aws.apigateway.RestApi(
+        "api-rest-api",
+        name=f"{prefix}-api",
+        api_key_source="AUTHORIZER",
+        endpoint_configuration={"types": "REGIONAL"},
+    )
+    authorizer = aws.apigateway.Authorizer(
+        "api-authorizer",
+        name="cognito-id-token",
+        rest_api=rest_api.id,
+        type="TOKEN",
+        authorizer_uri=authorizer_function.invoke_arn,
+        identity_source=IDENTITY_SOURCE,
+        authorizer_result_ttl_in_seconds=AUTHORIZER_CACHE_TTL_SECONDS,
+    )
+    aws.lambda_.Permission(
+        "api-authorizer-permission",
+        action="lambda:InvokeFunction",
+        function=authorizer_function.name,
+        principal="apigateway.amazonaws.com",
+        source_arn=pulumi.Output.format("{0}/authorizers/{1}", rest_api.execution_arn, authorizer.id),
+    )
+    resource_ids: dict[str, pulumi.Input[str]] = {"": rest_api.root_resource_id}
+    for _, path in ROUTES:
+        segments = path.strip("/").split("/")
+        for depth in range(1, len(segments) + 1):
+            resource_path = "/" + "/".join(segments[:depth])
+            if resource_path not in resource_ids:
+                resource_ids[resource_path] = aws.apigateway.Resource(
+                    f"api-resource-{route_slug(resource_path)}",
+                    rest_api=rest_api.id,
+                    parent_id=resource_ids["/" + "/".join(segments[: depth - 1]) if depth > 1 else ""],
+                    path_part=segments[depth - 1],
+                ).id
+    routes: list[pulumi.Resource] = []
+    route_ids: list[pulumi.Output[str]] = []
+    for method, path in ROUTES:
+        route = f"{method.lower()}-{route_slug(path)}"
+        api_method = aws.apigateway.Method(
+            f"api-method-{route}",
+            rest_api=rest_api.id,
+            resource_id=resource_ids[path],
+            http_method=method,
+            authorization="CUSTOM",
+            authorizer_id=authorizer.id,
+            api_key_required=True,
+        )
+        integration = aws.apigateway.Integration(
+            f"api-integration-{route}",
+            rest_api=rest_api.id,
+            resource_id=resource_ids[path],
+            http_method=api_method.http_method,
+            integration_http_method="POST",
+            type="AWS_PROXY",
+            uri=tenant_api.invoke_arn,
+        )
+        aws.lambda_.Permission(
+            f"api-permission-{route}",
+            action="lambda:InvokeFunction",
+            function=tenant_api.name,
+            principal="apigateway.amazonaws.com",
+            source_arn=pulumi.Output.format(
+                "{0}/{1}/{2}{3}", rest_api.execution_arn, STAGE_NAME, method, source_arn_path(path)
+            ),
+        )
+        routes += [api_method, integration]
+        route_ids += [api_method.id, integration.id]
+    redeployment = pulumi.Output.all(
+        authorizer.id, authorizer_function.invoke_arn, tenant_api.invoke_arn, *route_ids
+    ).apply(
+        lambda ids: hashlib.sha256(
+            json.dumps(
+                {
+                    "routes": ROUTES,
+                    "ids": ids,
+                    "authorizer": [IDENTITY_SOURCE, AUTHORIZER_CACHE_TTL_SECONDS],
+                },
+                sort_keys=True,
+            ).encode()
+        ).hexdigest()
+    )
+    deployment = aws.apigateway.Deployment(
+        "api-deployment",
+        rest_api=rest_api.id,
+        triggers={"redeployment": redeployment},
+        opts=pulumi.ResourceOptions(depends_on=routes),
+    )
+    access_logs = aws.cloudwatch.LogGroup(
+        "api-access-logs",
+        name=f"/aws/apigateway/{prefix}-api/{STAGE_NAME}",
+        retention_in_days=LOG_RETENTION_DAYS,
+    )
+    cloudwatch_role = aws.iam.Role(
+        "api-cloudwatch-role", assume_role_policy=json.dumps(policies.api_gateway_trust_policy())
+    )
+    cloudwatch_policy = aws.iam.RolePolicy(
+        "api-cloudwatch-policy",
+        role=cloudwatch_role.id,
+        policy=json.dumps(policies.api_gateway_logging_policy()),
+    )
+    account = aws.apigateway.Account(
+        "api-account",
+        cloudwatch_role_arn=cloudwatch_role.arn,
+        opts=pulumi.ResourceOptions(depends_on=[cloudwatch_policy]),
+    )
+    stage = aws.apigateway.Stage(
+        "api-stage",
+        rest_api=rest_api.id,
+        deployment=deployment.id,
+        stage_name=STAGE_NAME,
+        access_log_settings={"destination_arn": access_logs.arn, "format": ACCESS_LOG_FORMAT},
+        opts=pulumi.ResourceOptions(depends_on=[account]),
+    )
+
+    plan_ids: dict[str, pulumi.Output[str]] = {}
+    for tier_name, tier in tiers.items():
+        throttle, quota = tier["throttle"], tier["quota"]
+        plan_ids[tier_name] = aws.apigateway.UsagePlan(
+            f"tenants-plan-{tier_name}",
+            name=f"{prefix}-{tier_name}",
+            description=f"Tier {tier_name} ({tier['isolation']})",
+            api_stages=[{"api_id": rest_api.id, "stage": stage.stage_name}],
+            throttle_settings={"rate_limit": throttle["rate"], "burst_limit": throttle["burst"]},
+            quota_settings={
+                "limit": quota["limit"],
+                "period": quota["period"],
+                "offset": quota.get("offset", 0),
+            },
+        ).id
+    tenant_outputs: dict[str, Any] = {}
+    for tenant_id, tenant in tenants.items():
+        tier_name = tenant["tier"]
+        suspended = tenant.get("suspended", False)
+        api_key = aws.apigateway.ApiKey(
+            f"tenants-key-{tenant_id}", name=f"{prefix}-{tenant_id}", enabled=not suspended
+        )
+        aws.apigateway.UsagePlanKey(
+            f"tenants-plan-key-{tenant_id}",
+            key_id=api_key.id,
+            key_type="API_KEY",
+            usage_plan_id=plan_ids[tier_name],
+            opts=pulumi.ResourceOptions(delete_before_replace=True),
+        )
+        tier = tiers[tier_name]
+        table = f"{prefix}-silo-{tenant_id}" if tier_name in silo_tiers else f"{prefix}-pooled"
+        fields = {
+            RegistryField.TENANT_ID: {"S": tenant_id},
+            RegistryField.NAME: {"S": tenant["name"]},
+            RegistryField.TIER: {"S": tier_name},
+            RegistryField.ISOLATION: {"S": tier["isolation"]},
+            RegistryField.TABLE: {"S": table},
+        }
+        limits = {
+            RegistryField.SUSPENDED: {"BOOL": suspended},
+            RegistryField.THROTTLE_RATE: {"N": _number(tier["throttle"]["rate"])},
+            RegistryField.THROTTLE_BURST: {"N": str(tier["throttle"]["burst"])},
+            RegistryField.QUOTA_LIMIT: {"N": str(tier["quota"]["limit"])},
+            RegistryField.QUOTA_PERIOD: {"S": tier["quota"]["period"]},
+            RegistryField.QUOTA_OFFSET: {"N": str(tier["quota"].get("offset", 0))},
+        }
+        item: pulumi.Output[str] = pulumi.Output.all(api_key.id, api_key.value).apply(
+            functools.partial(_registry_item, fields, limits)
+        )
+        aws.dynamodb.TableItem(
+            f"tenants-registry-{tenant_id}",
+            table_name=registry_table.name,
+            hash_key=REGISTRY_PARTITION_KEY,
+            item=item,
+        )
+        tenant_outputs[tenant_id] = {"apiKeyId": api_key.id, "table": table, "tier": tier_name}
+
+    pulumi.export("apiUrl", stage.invoke_url)
+    pulumi.export("userPoolId", user_pool.id)
+    pulumi.export("appClientId", app_client.id)
+    pulumi.export("registryTable", registry_table.name)
+    pulumi.export("plans", plan_ids)
+    pulumi.export("tenants", tenant_outputs)
+
+
+def _registry_item(
+    fields: dict[str, dict[str, Any]], limits: dict[str, dict[str, Any]], key: list[Any]
+) -> pulumi.Output[str]:
+    item = {
+        **fields,
+        RegistryField.API_KEY_ID: {"S": key[0]},
+        RegistryField.API_KEY_VALUE: {"S": key[1]},
+        **limits,
+    }
+    return pulumi.Output.secret(json.dumps(item))
+
+
+def _table(logical_name: str, name: str, hash_key: str, range_key: str | None = None) -> aws.dynamodb.Table:
+    attributes: list[aws.dynamodb.TableAttributeArgsDict] = [{"name": hash_key, "type": "S"}]
+    if range_key is not None:
+        attributes.append({"name": range_key, "type": "S"})
+    return aws.dynamodb.Table(
+        logical_name,
+        name=name,
+        billing_mode="PAY_PER_REQUEST",
+        hash_key=hash_key,
+        range_key=range_key,
+        attributes=attributes,
+        point_in_time_recovery={"enabled": True},
+        server_side_encryption={"enabled": True},
+        deletion_protection_enabled=True,
+        opts=pulumi.ResourceOptions(protect=True, retain_on_delete=True),
+    )
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else repr(float(value))
