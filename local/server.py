@@ -30,6 +30,8 @@ if any(resource.startswith(RESERVED_PREFIX) for _, resource in ROUTES):
 
 ReservedRoutes = Mapping[str, Callable[[], Any]]
 
+MAX_CHUNK_LINE = 1024
+
 
 class GatewayServer(ThreadingHTTPServer):
     """A thread per connection; ``stop`` also closes idle keep-alive connections so nothing lingers."""
@@ -86,12 +88,17 @@ class _RequestHandler(BaseHTTPRequestHandler):
     # delayed ACK would hold the body back ~40 ms.
     disable_nagle_algorithm = True
 
+    # Errors the stdlib answers itself (request line or headers too long, bad syntax) as JSON too.
+    error_content_type = "application/json"
+    error_message_format = '{"message": "%(message)s"}'
+
     def _serve(self) -> None:
-        length_header = self.headers.get("Content-Length") or "0"
-        if not length_header.isdigit():
-            self._write(_json_response(400, {"message": "Content-Length must be a number of bytes"}))
+        body = self._body()
+        if body is None:
+            message = "unreadable request body: send a Content-Length in bytes or well-formed chunks"
+            self._write(_json_response(400, {"message": message}))
+            self.close_connection = True
             return
-        body = self.rfile.read(int(length_header))
         path = urlsplit(self.path).path
         if path.startswith(RESERVED_PREFIX):
             self._write(self._reserved(path))
@@ -108,6 +115,25 @@ class _RequestHandler(BaseHTTPRequestHandler):
             source_ip=self.client_address[0],
         )
         self._write(gateway.handle(request))
+
+    def _body(self) -> bytes | None:
+        """The request body, by Content-Length or chunked as curl sends from stdin; None if unreadable."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks: list[bytes] = []
+            while True:
+                size_line = self.rfile.readline(MAX_CHUNK_LINE).split(b";")[0].strip()
+                try:
+                    size = int(size_line, 16)
+                except ValueError:
+                    return None
+                if size == 0:
+                    while self.rfile.readline(MAX_CHUNK_LINE).strip():
+                        pass  # trailers end with a blank line
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline(MAX_CHUNK_LINE)
+        length = self.headers.get("Content-Length") or "0"
+        return self.rfile.read(int(length)) if length.isdigit() else None
 
     def _reserved(self, path: str) -> Response:
         route = self.server.reserved.get(path)

@@ -9,6 +9,8 @@ import socket
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from handlers.contract import ROUTES, ContextKey
 from local.gateway import Gateway, GatewaySettings, Request, policy_decision
@@ -322,11 +324,34 @@ def test_an_explicit_deny_wins_over_an_allow():
     assert policy_decision(statements, f"{API_ARN}/GET/tenant") == "Deny"
 
 
+header_text = st.text(
+    st.characters(min_codepoint=32, max_codepoint=0x10FFFF, exclude_categories=["Cs"]), max_size=40
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"]),
+    target=st.text(max_size=60).map(lambda text: "/" + text),
+    headers=st.lists(st.tuples(header_text, header_text), max_size=4),
+    token=st.one_of(st.none(), header_text, st.sampled_from(["allow-alpha", "deny-beta", "malformed"])),
+    body=st.binary(max_size=64),
+)
+def test_any_request_gets_an_api_gateway_answer_and_never_an_exception(
+    authorizer, api, clock, method, target, headers, token, body
+):
+    gateway = _gateway(authorizer, api, clock, ttl=0)
+    all_headers = [*headers] + ([("Authorization", token)] if token is not None else [])
+    response = gateway.handle(Request(method, target, all_headers, body, "127.0.0.1"))
+    assert response.status in {201, 401, 403, 429, 500, 502}
+    assert "message" in response.json() or response.status == 201
+
+
 def test_no_tenant_route_uses_the_reserved_prefix():
     assert not any(resource.startswith(RESERVED_PREFIX) for _, resource in ROUTES)
 
 
-def test_the_http_server_serves_the_gateway_and_reserved_paths_and_stops_cleanly(gateway):
+def test_the_http_server_serves_the_gateway_and_reserved_paths_and_stops_cleanly(gateway, api):
     # GIVEN the HTTP front on a free port, with a client holding a keep-alive connection
     server = GatewayServer(("127.0.0.1", 0), None, access_log=False)
     server.start(gateway, {f"{RESERVED_PREFIX}stack": lambda: {"hello": "world"}})
@@ -337,6 +362,17 @@ def test_the_http_server_serves_the_gateway_and_reserved_paths_and_stops_cleanly
     connection.request("GET", f"{RESERVED_PREFIX}stack")
     reserved = connection.getresponse()
     assert (reserved.status, json.loads(reserved.read())) == (200, {"hello": "world"})
+    connection.request(
+        "PUT",
+        "/items/chunked",
+        body=iter([b'{"a":', b" 1}"]),
+        headers={"Authorization": "Bearer allow-alpha", "Transfer-Encoding": "chunked"},
+        encode_chunked=True,
+    )
+    chunked = connection.getresponse()
+    assert chunked.status == 201
+    chunked.read()
+    assert api.events[-1]["body"] == '{"a": 1}'
     connection.request("GET", f"{RESERVED_PREFIX}nothing")
     unknown = connection.getresponse()
     assert unknown.status == 404
