@@ -54,7 +54,7 @@ class HttpAnswer:
         return json.loads(self.body)
 
 
-def request(
+def call_api(
     port: int,
     method: str,
     path: str,
@@ -95,7 +95,7 @@ class StackProcess:
             if self.process.poll() is not None:
                 pytest.fail(f"`python -m local up` exited with {self.process.returncode}:\n{self.output()}")
             with contextlib.suppress(OSError, ValueError):
-                if request(self.port, "GET", "/_local/stack").status == 200:
+                if call_api(self.port, "GET", "/_local/stack").status == 200:
                     return
             time.sleep(0.1)
         pytest.fail(f"`python -m local up` not ready after {READY_TIMEOUT_SECONDS}s:\n{self.output()}")

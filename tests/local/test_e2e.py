@@ -17,7 +17,7 @@ from moto.utilities.utils import load_resource
 
 from local.client import id_token
 from local.settings import DUMMY_CREDENTIALS
-from tests.local.conftest import StackProcess, request, run_local, running_stack
+from tests.local.conftest import StackProcess, call_api, run_local, running_stack
 
 TIERS = textwrap.dedent(
     """\
@@ -69,7 +69,7 @@ def tokens(stack: StackProcess) -> dict[str, str]:
 
 def test_every_route_works_for_a_signed_in_tenant(stack, tokens):
     token, port = tokens["pooled-one"], stack.port
-    tenant = request(port, "GET", "/tenant", token)
+    tenant = call_api(port, "GET", "/tenant", token)
     assert tenant.status == 200
     assert tenant.json() == {
         "tenant_id": "pooled-one",
@@ -80,16 +80,16 @@ def test_every_route_works_for_a_signed_in_tenant(stack, tokens):
             "quota": {"limit": 100000, "period": "MONTH", "offset": 0},
         },
     }
-    assert request(port, "POST", "/counter", token).json()["counter"] == 1
-    assert request(port, "POST", "/counter", token).json()["counter"] == 2
-    assert request(port, "PUT", "/items/note", token, {"text": "hello"}).status == 201
-    assert request(port, "PUT", "/items/note", token, {"text": "hello again"}).status == 200
-    fetched = request(port, "GET", "/items/note", token)
+    assert call_api(port, "POST", "/counter", token).json()["counter"] == 1
+    assert call_api(port, "POST", "/counter", token).json()["counter"] == 2
+    assert call_api(port, "PUT", "/items/note", token, {"text": "hello"}).status == 201
+    assert call_api(port, "PUT", "/items/note", token, {"text": "hello again"}).status == 200
+    fetched = call_api(port, "GET", "/items/note", token)
     assert (fetched.status, fetched.json()["value"]) == (200, {"text": "hello again"})
-    listed = request(port, "GET", "/items", token).json()
+    listed = call_api(port, "GET", "/items", token).json()
     assert [item["id"] for item in listed["items"]] == ["note"]
-    assert request(port, "DELETE", "/items/note", token).status == 204
-    assert request(port, "GET", "/items/note", token).status == 404
+    assert call_api(port, "DELETE", "/items/note", token).status == 204
+    assert call_api(port, "GET", "/items/note", token).status == 404
 
 
 def test_tenants_of_different_tiers_see_only_their_own_data(stack, tokens):
@@ -97,20 +97,20 @@ def test_tenants_of_different_tiers_see_only_their_own_data(stack, tokens):
     owners = ("pooled-two", "silo-one")
     # GIVEN two tenants, pooled and silo, writing the same item id and counting
     for owner in owners:
-        assert request(port, "PUT", "/items/shared-id", tokens[owner], {"owner": owner}).status == 201
-        request(port, "POST", "/counter", tokens[owner])
-    request(port, "POST", "/counter", tokens["silo-one"])
+        assert call_api(port, "PUT", "/items/shared-id", tokens[owner], {"owner": owner}).status == 201
+        call_api(port, "POST", "/counter", tokens[owner])
+    call_api(port, "POST", "/counter", tokens["silo-one"])
     for owner in owners:
         # THEN each reads, lists and counts only its own
-        assert request(port, "GET", "/items/shared-id", tokens[owner]).json()["value"] == {"owner": owner}
-        listed = request(port, "GET", "/items", tokens[owner]).json()["items"]
+        assert call_api(port, "GET", "/items/shared-id", tokens[owner]).json()["value"] == {"owner": owner}
+        listed = call_api(port, "GET", "/items", tokens[owner]).json()["items"]
         assert [item["value"] for item in listed] == [{"owner": owner}]
-        assert request(port, "GET", "/tenant", tokens[owner]).json()["tenant_id"] == owner
-    assert request(port, "POST", "/counter", tokens["pooled-two"]).json()["counter"] == 2
-    assert request(port, "POST", "/counter", tokens["silo-one"]).json()["counter"] == 3
+        assert call_api(port, "GET", "/tenant", tokens[owner]).json()["tenant_id"] == owner
+    assert call_api(port, "POST", "/counter", tokens["pooled-two"]).json()["counter"] == 2
+    assert call_api(port, "POST", "/counter", tokens["silo-one"]).json()["counter"] == 3
     # AND a delete by one leaves the other's item alone
-    assert request(port, "DELETE", "/items/shared-id", tokens["pooled-two"]).status == 204
-    assert request(port, "GET", "/items/shared-id", tokens["silo-one"]).json()["value"] == {
+    assert call_api(port, "DELETE", "/items/shared-id", tokens["pooled-two"]).status == 204
+    assert call_api(port, "GET", "/items/shared-id", tokens["silo-one"]).json()["value"] == {
         "owner": "silo-one"
     }
 
@@ -118,7 +118,7 @@ def test_tenants_of_different_tiers_see_only_their_own_data(stack, tokens):
 def test_a_burst_beyond_the_tiers_burst_is_throttled_and_recovers_at_its_rate(stack, tokens):
     token, port = tokens["bursty"], stack.port  # tier tight: rate 2/s, burst 3
     started = time.monotonic()
-    answers = [request(port, "GET", "/tenant", token) for _ in range(8)]
+    answers = [call_api(port, "GET", "/tenant", token) for _ in range(8)]
     elapsed = time.monotonic() - started
     admitted = [answer for answer in answers if answer.status == 200]
     throttled = [answer for answer in answers if answer.status == 429]
@@ -128,7 +128,7 @@ def test_a_burst_beyond_the_tiers_burst_is_throttled_and_recovers_at_its_rate(st
     # WHEN the tenant waits for two tokens at 2 per second
     time.sleep(1.05)
     started = time.monotonic()
-    statuses = [request(port, "GET", "/tenant", token).status for _ in range(4)]
+    statuses = [call_api(port, "GET", "/tenant", token).status for _ in range(4)]
     elapsed = time.monotonic() - started
     # THEN two requests pass again, and not the whole burst
     assert statuses[:2] == [200, 200]
@@ -137,9 +137,9 @@ def test_a_burst_beyond_the_tiers_burst_is_throttled_and_recovers_at_its_rate(st
 
 def test_a_quota_of_n_gives_n_successes_then_limit_exceeded(stack, tokens):
     token, port = tokens["capped-one"], stack.port  # tier capped: 5 a day
-    statuses = [request(port, "GET", "/tenant", token).status for _ in range(5)]
+    statuses = [call_api(port, "GET", "/tenant", token).status for _ in range(5)]
     assert statuses == [200] * 5
-    refused = request(port, "POST", "/counter", token)
+    refused = call_api(port, "POST", "/counter", token)
     assert (refused.status, refused.json()) == (429, {"message": "Limit Exceeded"})
     # AND the usage command says so, in JSON and as a table
     report = run_local("usage", "--port", str(stack.port), "--json")
@@ -155,7 +155,7 @@ def test_a_quota_of_n_gives_n_successes_then_limit_exceeded(stack, tokens):
 
 
 def test_a_suspended_tenant_gets_403(stack, tokens):
-    denied = request(stack.port, "GET", "/tenant", tokens["frozen"])
+    denied = call_api(stack.port, "GET", "/tenant", tokens["frozen"])
     assert denied.status == 403
     assert denied.json() == {
         "message": "User is not authorized to access this resource with an explicit deny"
@@ -177,7 +177,7 @@ def _bad_tokens(stack: StackProcess, good: str) -> dict[str, str]:
     now = int(time.time())
     expired_claims = {**_claims_of(good), "iat": now - 7200, "auth_time": now - 7200, "exp": now - 3600}
     stranger_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    described = json.loads(request(stack.port, "GET", "/_local/stack").body)
+    described = json.loads(call_api(stack.port, "GET", "/_local/stack").body)
     user = described["tenants"]["pooled-one"]["demo_user"]
     cognito = boto3.session.Session(region_name=described["region"], **DUMMY_CREDENTIALS).client(
         "cognito-idp", endpoint_url=described["moto_endpoint"]
@@ -210,17 +210,17 @@ def _bad_tokens(stack: StackProcess, good: str) -> dict[str, str]:
 
 def test_bad_tokens_get_401(stack, tokens):
     for name, bad in _bad_tokens(stack, tokens["pooled-one"]).items():
-        answer = request(stack.port, "GET", "/items", bad)
+        answer = call_api(stack.port, "GET", "/items", bad)
         assert (name, answer.status, answer.json()) == (name, 401, {"message": "Unauthorized"})
-    missing = request(stack.port, "GET", "/items")
+    missing = call_api(stack.port, "GET", "/items")
     assert (missing.status, missing.json()) == (401, {"message": "Unauthorized"})
-    not_bearer = request(stack.port, "GET", "/items", raw_authorization="Basic dXNlcjpwYXNz")
+    not_bearer = call_api(stack.port, "GET", "/items", raw_authorization="Basic dXNlcjpwYXNz")
     assert not_bearer.status == 401
 
 
 def test_unknown_routes_get_missing_authentication_token(stack, tokens):
     for method, path in (("GET", "/nothing"), ("POST", "/items"), ("PATCH", "/tenant")):
-        answer = request(stack.port, method, path, tokens["pooled-one"])
+        answer = call_api(stack.port, method, path, tokens["pooled-one"])
         assert (answer.status, answer.json()) == (403, {"message": "Missing Authentication Token"})
 
 
@@ -229,7 +229,7 @@ def test_the_token_command_prints_a_working_token(stack):
     assert result.returncode == 0, result.stderr
     token = result.stdout.strip()
     assert _claims_of(token)["custom:tenant_id"] == "pooled-two"
-    assert request(stack.port, "GET", "/tenant", token).json()["tenant_id"] == "pooled-two"
+    assert call_api(stack.port, "GET", "/tenant", token).json()["tenant_id"] == "pooled-two"
 
 
 def test_the_token_command_names_an_unknown_tenant_in_one_line(stack):

@@ -9,7 +9,7 @@ import textwrap
 import pytest
 
 from local.client import id_token
-from tests.local.conftest import free_port, port_is_open, request, run_local, running_stack, start_stack
+from tests.local.conftest import call_api, free_port, port_is_open, run_local, running_stack, start_stack
 
 TIERS = textwrap.dedent(
     """\
@@ -32,7 +32,7 @@ def test_up_serves_until_a_signal_then_exits_0_leaving_nothing_behind(tmp_path, 
         # GIVEN a ready stack that prints where everything is
         assert stack.children() == []
         token = id_token("solo", stack.port)
-        assert request(stack.port, "GET", "/tenant", token).json()["tenant_id"] == "solo"
+        assert call_api(stack.port, "GET", "/tenant", token).json()["tenant_id"] == "solo"
         banner = stack.stdout.read_text()
         assert f"http://127.0.0.1:{stack.port}" in banner
         assert f"python -m local token solo --port {stack.port}" in banner
