@@ -1,4 +1,4 @@
-"""A local stack as a separate process (`python -m local up`) on a free port, and an HTTP client for it.
+"""A local stack as a separate process (`python -m local up --port 0`), and an HTTP client for it.
 
 The stack runs in its own process so its moto state and the handlers' module
 state never mix with other tests' in-process mocks.
@@ -10,6 +10,7 @@ import contextlib
 import http.client
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -79,12 +80,16 @@ def call_api(
         connection.close()
 
 
+BANNER_API_LINE = re.compile(r"^\s*API\s+http://127\.0\.0\.1:(\d+)", re.MULTILINE)
+
+
 @dataclass
 class StackProcess:
     process: subprocess.Popen[bytes]
-    port: int
     stdout: Path
     stderr: Path
+    port: int = 0
+    """The port the stack got (it starts with --port 0), read from its banner."""
 
     def output(self) -> str:
         return self.stdout.read_text() + self.stderr.read_text()
@@ -94,9 +99,12 @@ class StackProcess:
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 pytest.fail(f"`python -m local up` exited with {self.process.returncode}:\n{self.output()}")
-            with contextlib.suppress(OSError, ValueError):
-                if call_api(self.port, "GET", "/_local/stack").status == 200:
-                    return
+            announced = BANNER_API_LINE.search(self.stdout.read_text())
+            if announced is not None:
+                self.port = int(announced.group(1))
+                with contextlib.suppress(OSError, ValueError):
+                    if call_api(self.port, "GET", "/_local/stack").status == 200:
+                        return
             time.sleep(0.1)
         pytest.fail(f"`python -m local up` not ready after {READY_TIMEOUT_SECONDS}s:\n{self.output()}")
 
@@ -110,24 +118,19 @@ class StackProcess:
                     found.append(int(stat.parent.name))
         return found
 
-    def terminate(self) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        return self.process.wait(timeout=30)
-
 
 def start_stack(tiers_file: Path, workdir: Path, *extra: str) -> StackProcess:
-    port = free_port()
     stdout, stderr = workdir / "stack.out", workdir / "stack.err"
     with stdout.open("wb") as out, stderr.open("wb") as err:
         # Output goes to files, never to an unread pipe that would fill up and block the stack.
         process = subprocess.Popen(
-            [sys.executable, "-m", "local", "up", "--tiers", str(tiers_file), "--port", str(port), *extra],
+            [sys.executable, "-m", "local", "up", "--tiers", str(tiers_file), "--port", "0", *extra],
             cwd=REPO,
             stdout=out,
             stderr=err,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-    return StackProcess(process, port, stdout, stderr)
+    return StackProcess(process, stdout, stderr)
 
 
 @contextlib.contextmanager
