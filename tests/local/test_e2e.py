@@ -6,6 +6,7 @@ import json
 import textwrap
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -108,11 +109,33 @@ def test_tenants_of_different_tiers_see_only_their_own_data(stack, tokens):
         assert call_api(port, "GET", "/tenant", tokens[owner]).json()["tenant_id"] == owner
     assert call_api(port, "POST", "/counter", tokens["pooled-two"]).json()["counter"] == 2
     assert call_api(port, "POST", "/counter", tokens["silo-one"]).json()["counter"] == 3
+    # AND one tenant's pagination token does not page through another's items
+    second = call_api(port, "PUT", "/items/second-id", tokens["pooled-two"], {"owner": "pooled-two"})
+    assert second.status == 201
+    first_page = call_api(port, "GET", "/items?limit=1", tokens["pooled-two"]).json()
+    assert first_page["next"] is not None
+    borrowed = call_api(port, "GET", f"/items?limit=1&next={first_page['next']}", tokens["silo-one"])
+    assert borrowed.status == 400
     # AND a delete by one leaves the other's item alone
     assert call_api(port, "DELETE", "/items/shared-id", tokens["pooled-two"]).status == 204
     assert call_api(port, "GET", "/items/shared-id", tokens["silo-one"]).json()["value"] == {
         "owner": "silo-one"
     }
+
+
+def test_concurrent_requests_of_several_tenants_are_all_served(stack, tokens):
+    def count(tenant: str) -> int:
+        answer = call_api(stack.port, "POST", "/counter", tokens[tenant])
+        assert answer.status == 200, answer.body
+        return int(answer.json()["counter"])
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        counters = list(pool.map(count, ["pooled-one", "silo-one"] * 10))
+    # THEN each tenant's counter advanced by exactly its 10 increments, none lost or crossed
+    after = {tenant: count(tenant) for tenant in ("pooled-one", "silo-one")}
+    for tenant in after:
+        seen = counters[0 if tenant == "pooled-one" else 1 :: 2]
+        assert sorted(seen) == list(range(after[tenant] - 10, after[tenant]))
 
 
 def test_a_burst_beyond_the_tiers_burst_is_throttled_and_recovers_at_its_rate(stack, tokens):
