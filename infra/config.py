@@ -43,12 +43,15 @@ class ConfigKey(StrEnum):
         return f"{CONFIG_NAMESPACE}:{self.value}"
 
 
+DEFAULT_AUTHORIZER_CACHE_TTL_SECONDS = 300
+
+
 @dataclass(frozen=True)
 class Settings:
     tiers_file: Path
     lambda_runtime: str = "python3.12"
     lambda_architecture: Architecture = Architecture.ARM64
-    authorizer_cache_ttl_seconds: int = 300
+    authorizer_cache_ttl_seconds: int = DEFAULT_AUTHORIZER_CACHE_TTL_SECONDS
     stage_name: str = "v1"
     manage_api_gateway_account: bool = True
     log_retention_days: int = 30

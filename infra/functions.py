@@ -15,6 +15,9 @@ from infra.config import Architecture
 from tiers.naming import Naming
 
 METRICS_NAMESPACE = "TenantTiers"
+# Function names without the stack prefix; each is also the function's powertools service name.
+AUTHORIZER_FUNCTION = "authorizer"
+TENANT_API_FUNCTION = "tenant-api"
 
 
 @dataclass(frozen=True)
@@ -54,8 +57,8 @@ class Functions(pulumi.ComponentResource):
         self._args = args
         child = pulumi.ResourceOptions(parent=self)
 
-        authorizer_role = self._lambda_role("authorizer")
-        tenant_api_role = self._lambda_role("tenant-api")
+        authorizer_role = self._lambda_role(AUTHORIZER_FUNCTION)
+        tenant_api_role = self._lambda_role(TENANT_API_FUNCTION)
         # The data role trusts the tenant API's role, and the tenant API's role may assume the data
         # role: the roles come first and the permissions are attached afterwards, so there is no cycle.
         self.tenant_data_role = aws.iam.Role(
@@ -95,7 +98,7 @@ class Functions(pulumi.ComponentResource):
             Env.METRICS_NAMESPACE: METRICS_NAMESPACE,
         }
         self.authorizer = self._function(
-            "authorizer",
+            AUTHORIZER_FUNCTION,
             role=authorizer_role,
             handler=AUTHORIZER_HANDLER,
             environment=environment,
@@ -103,7 +106,7 @@ class Functions(pulumi.ComponentResource):
             depends_on=[authorizer_access],
         )
         self.tenant_api = self._function(
-            "tenant-api",
+            TENANT_API_FUNCTION,
             role=tenant_api_role,
             handler=TENANT_API_HANDLER,
             environment=environment,
@@ -137,7 +140,7 @@ class Functions(pulumi.ComponentResource):
     ) -> aws.lambda_.Function:
         args = self._args
         # An explicit function name lets the program own its log group (retention, least-privilege logging).
-        function_name = f"{args.naming.prefix}-{function}"
+        function_name = args.naming.function(function)
         log_group = aws.cloudwatch.LogGroup(
             f"{self._name}-{function}-logs",
             name=f"/aws/lambda/{function_name}",

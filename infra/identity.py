@@ -15,6 +15,23 @@ from tiers.naming import Naming
 USER_WRITABLE_ATTRIBUTES = ("email", "name")
 CLIENT_READABLE_ATTRIBUTES = ("email", "email_verified", "name", TENANT_CLAIM)
 AUTH_FLOWS = ("ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH")
+USERNAME_ATTRIBUTES = ("email",)
+
+
+@dataclass(frozen=True)
+class StringAttribute:
+    """A custom string attribute of the user pool (declared here, and by the local stack through boto3)."""
+
+    name: str
+    mutable: bool
+    min_length: int
+    max_length: int
+
+
+# Immutable: once an administrator has set a user's tenant, nobody can change it.
+TENANT_ID_ATTRIBUTE = StringAttribute(
+    name=TENANT_ATTRIBUTE, mutable=False, min_length=1, max_length=TENANT_ID_MAX_LENGTH
+)
 
 
 @dataclass(frozen=True)
@@ -35,21 +52,21 @@ class Identity(pulumi.ComponentResource):
         self.user_pool = aws.cognito.UserPool(
             f"{name}-user-pool",
             name=args.naming.user_pool,
-            username_attributes=["email"],
+            username_attributes=list(USERNAME_ATTRIBUTES),
             auto_verified_attributes=["email"],
             admin_create_user_config=aws.cognito.UserPoolAdminCreateUserConfigArgs(
                 allow_admin_create_user_only=True,
             ),
             schemas=[
                 aws.cognito.UserPoolSchemaArgs(
-                    name=TENANT_ATTRIBUTE,
+                    name=TENANT_ID_ATTRIBUTE.name,
                     attribute_data_type="String",
-                    mutable=False,
+                    mutable=TENANT_ID_ATTRIBUTE.mutable,
                     required=False,
                     developer_only_attribute=False,
                     string_attribute_constraints=aws.cognito.UserPoolSchemaStringAttributeConstraintsArgs(
-                        min_length="1",
-                        max_length=str(TENANT_ID_MAX_LENGTH),
+                        min_length=str(TENANT_ID_ATTRIBUTE.min_length),
+                        max_length=str(TENANT_ID_ATTRIBUTE.max_length),
                     ),
                 )
             ],

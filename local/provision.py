@@ -15,11 +15,15 @@ from handlers.contract import (
     DATA_PARTITION_KEY,
     DATA_SORT_KEY,
     REGISTRY_PARTITION_KEY,
-    TENANT_ATTRIBUTE,
     TENANT_CLAIM,
-    TENANT_ID_MAX_LENGTH,
 )
-from infra.identity import AUTH_FLOWS, CLIENT_READABLE_ATTRIBUTES, USER_WRITABLE_ATTRIBUTES
+from infra.identity import (
+    AUTH_FLOWS,
+    CLIENT_READABLE_ATTRIBUTES,
+    TENANT_ID_ATTRIBUTE,
+    USER_WRITABLE_ATTRIBUTES,
+    USERNAME_ATTRIBUTES,
+)
 from infra.policies import (
     lambda_trust_policy,
     tenant_api_policy,
@@ -36,12 +40,14 @@ from tiers.registry import data_table, registry_item
 API_KEY_BYTES = 30
 API_KEY_ID_LENGTH = 10
 
-# The Pulumi program declares the same schema inline (infra/identity.py); a shared constant would be better.
 TENANT_ATTRIBUTE_SCHEMA = {
-    "Name": TENANT_ATTRIBUTE,
+    "Name": TENANT_ID_ATTRIBUTE.name,
     "AttributeDataType": "String",
-    "Mutable": False,
-    "StringAttributeConstraints": {"MinLength": "1", "MaxLength": str(TENANT_ID_MAX_LENGTH)},
+    "Mutable": TENANT_ID_ATTRIBUTE.mutable,
+    "StringAttributeConstraints": {
+        "MinLength": str(TENANT_ID_ATTRIBUTE.min_length),
+        "MaxLength": str(TENANT_ID_ATTRIBUTE.max_length),
+    },
 }
 
 # DynamoDB BatchWriteItem takes 25 items at most.
@@ -176,7 +182,7 @@ def _create_user_pool(cognito: Any, naming: Naming) -> tuple[str, str]:
     pool = cognito.create_user_pool(
         PoolName=naming.user_pool,
         Schema=[TENANT_ATTRIBUTE_SCHEMA],
-        UsernameAttributes=["email"],
+        UsernameAttributes=list(USERNAME_ATTRIBUTES),
         AdminCreateUserConfig={"AllowAdminCreateUserOnly": True},
     )
     pool_id = pool["UserPool"]["Id"]

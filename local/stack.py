@@ -22,8 +22,8 @@ from typing import Any
 from moto.server import ThreadedMotoServer
 
 from handlers.contract import AUTHORIZER_HANDLER, TENANT_API_HANDLER, Env
-from infra.config import MAX_AUTHORIZER_CACHE_TTL_SECONDS, Settings
-from infra.functions import METRICS_NAMESPACE
+from infra.config import DEFAULT_AUTHORIZER_CACHE_TTL_SECONDS, MAX_AUTHORIZER_CACHE_TTL_SECONDS
+from infra.functions import AUTHORIZER_FUNCTION, METRICS_NAMESPACE, TENANT_API_FUNCTION
 from local.gateway import Gateway, GatewaySettings, LambdaHandler
 from local.limits import Clock, UsagePlans
 from local.provision import AwsClients, Provisioned, provision
@@ -46,11 +46,6 @@ NAMING = Naming(project=PROJECT, stack=STACK)
 
 class StackError(Exception):
     """A problem the user can fix; its message says what, where and what to do."""
-
-
-def default_authorizer_cache_ttl() -> int:
-    """The program's default for the authorizerCacheTtlSeconds config key: one home for the figure."""
-    return Settings(tiers_file=DEFAULT_TIERS_FILE).authorizer_cache_ttl_seconds
 
 
 @dataclass(frozen=True)
@@ -86,7 +81,7 @@ def lambda_environment(provisioned: Provisioned, moto_endpoint: str) -> dict[str
 
 
 # The program's function names (without the stack prefix), which it also sets as each one's service name.
-FUNCTIONS = (("authorizer", AUTHORIZER_HANDLER), ("tenant-api", TENANT_API_HANDLER))
+FUNCTIONS = ((AUTHORIZER_FUNCTION, AUTHORIZER_HANDLER), (TENANT_API_FUNCTION, TENANT_API_HANDLER))
 
 
 def _import_handler(service_name: str, entry_point: str) -> LambdaHandler:
@@ -120,7 +115,7 @@ class LocalStack:
         """Load, bind, provision, serve; on failure stop what was started. Raises CatalogError, StackError."""
         ttl = self.options.authorizer_cache_ttl
         if ttl is None:
-            ttl = default_authorizer_cache_ttl()
+            ttl = DEFAULT_AUTHORIZER_CACHE_TTL_SECONDS
         if not 0 <= ttl <= MAX_AUTHORIZER_CACHE_TTL_SECONDS:
             raise StackError(
                 f"--authorizer-cache-ttl {ttl:g}: must be 0 (no cache) to {MAX_AUTHORIZER_CACHE_TTL_SECONDS} "
@@ -136,7 +131,7 @@ class LocalStack:
             self.gateway = Gateway(
                 authorizer=_import_handler(authorizer_name, authorizer_entry),
                 tenant_api=_import_handler(tenant_api_name, tenant_api_entry),
-                function_names=(f"{NAMING.prefix}-{authorizer_name}", f"{NAMING.prefix}-{tenant_api_name}"),
+                function_names=(NAMING.function(authorizer_name), NAMING.function(tenant_api_name)),
                 plans=UsagePlans.from_catalog(
                     self.catalog,
                     {tenant_id: p.api_key for tenant_id, p in self.provisioned.tenants.items()},

@@ -37,6 +37,9 @@ class Naming:
     def api_key(self, tenant_id: str) -> str:
         return f"{self.prefix}-{tenant_id}"
 
+    def function(self, function: str) -> str:
+        return f"{self.prefix}-{function}"
+
     def usage_plan(self, tier_name: str) -> str:
         return f"{self.prefix}-{tier_name}"
 
