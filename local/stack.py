@@ -11,7 +11,9 @@ import importlib
 import logging
 import os
 import secrets
+import shlex
 import string
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -248,13 +250,23 @@ class LocalStack:
                 f"table {t.table}  demo user {t.demo_user.username}{state}"
             )
         if first is not None:
+            python = _python_command()
             lines += [
                 "try:",
-                f'  curl -H "Authorization: Bearer $(python -m local token {first} --port {self.port})" '
+                f'  curl -H "Authorization: Bearer $({python} -m local token {first} --port {self.port})" '
                 f"{self.api_url}/tenant",
-                f"  python -m local usage --port {self.port}",
+                f"  {python} -m local usage --port {self.port}",
             ]
         lines.append(
             "Demo users are made in Cognito on their tenant's first `token`. Ctrl-C stops the stack."
         )
         return "\n".join(lines)
+
+
+def _python_command() -> str:
+    """This interpreter as the user would type it, so the printed commands work without activating a venv."""
+    interpreter = Path(sys.executable)
+    try:
+        return shlex.quote(str(interpreter.relative_to(Path.cwd())))
+    except ValueError:
+        return shlex.quote(str(interpreter))
