@@ -36,15 +36,23 @@ from handlers.contract import (
 )
 from infra import policies
 from infra.api import ACCESS_LOG_FORMAT, IDENTITY_SOURCE, route_slug, source_arn_path
+from infra.bundle import BundleSpec, build_bundle
+from infra.config import Settings
 from infra.functions import METRICS_NAMESPACE, render_policy
 from infra.identity import AUTH_FLOWS, CLIENT_READABLE_ATTRIBUTES, USER_WRITABLE_ATTRIBUTES
 
-# The program's defaults (infra.config.Settings), written out: the floor reads no config.
-RUNTIME = "python3.12"
-ARCHITECTURE = "arm64"
-STAGE_NAME = "v1"
-AUTHORIZER_CACHE_TTL_SECONDS = 300
-LOG_RETENTION_DAYS = 30
+DEFAULTS = Settings(tiers_file=Path())
+"""The floor reads no stack config: it declares what the program declares with the default settings."""
+RUNTIME = DEFAULTS.lambda_runtime
+ARCHITECTURE = DEFAULTS.lambda_architecture.value
+STAGE_NAME = DEFAULTS.stage_name
+AUTHORIZER_CACHE_TTL_SECONDS = DEFAULTS.authorizer_cache_ttl_seconds
+LOG_RETENTION_DAYS = DEFAULTS.log_retention_days
+
+
+def default_bundle() -> Path:
+    """The Lambda bundle the program builds with the default settings (from the cache when it is there)."""
+    return build_bundle(BundleSpec(DEFAULTS.python_version, DEFAULTS.lambda_architecture)).path
 
 
 def floor(tiers_file: Path, code_dir: Path, prefix: str) -> None:

@@ -42,9 +42,8 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from pulumi.runtime.mocks import MockMonitor
 
-from benchmarks.floor import floor
-from infra.bundle import BundleSpec, build_bundle
-from infra.config import CONFIG_NAMESPACE, Architecture
+from benchmarks.floor import default_bundle, floor
+from infra.config import CONFIG_NAMESPACE
 from infra.program import main
 from tests.infra.harness import PROJECT, ProgramMocks, run_under_mocks
 
@@ -117,12 +116,10 @@ def measure(variant: Variant, tenants: int, directory: Path) -> Measurement:
     """Evaluate ``variant`` once at ``tenants`` in this process (call it in a fresh one)."""
     warnings.filterwarnings("ignore", category=DeprecationWarning)
     tiers_file = write_tier_file(directory / f"{STACK}.yaml", tenants)
-    # The program's default bundle: built (or found in the cache) here, so neither variant times pip.
-    bundle = build_bundle(BundleSpec("3.12", Architecture.ARM64))
+    # Built (or found in the cache) here, so neither variant times pip.
+    bundle = default_bundle()
     program: Callable[[], None] = (
-        main
-        if variant == "program"
-        else functools.partial(floor, tiers_file, bundle.path, f"{PROJECT}-{STACK}")
+        main if variant == "program" else functools.partial(floor, tiers_file, bundle, f"{PROJECT}-{STACK}")
     )
     monitor = MockMonitor(ProgramMocks())
     config = {f"{CONFIG_NAMESPACE}:tiersFile": str(tiers_file)}

@@ -14,10 +14,8 @@ from typing import Any
 import pulumi
 import pytest
 
-from benchmarks.floor import floor
+from benchmarks.floor import default_bundle, floor
 from benchmarks.program_scale import DEFAULT_SIZES, STACK, write_tier_file
-from infra.bundle import BundleSpec, build_bundle
-from infra.config import Architecture
 from tests.infra.harness import PROJECT, ProgramRun, run_program
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -57,14 +55,14 @@ def _declared(run: ProgramRun) -> Counter[tuple[Any, ...]]:
 def test_floor_declares_exactly_what_the_program_declares(tmp_path: Path) -> None:
     # GIVEN the benchmark's tier file at its smallest size and the program's default bundle
     tiers_file = write_tier_file(tmp_path / f"{STACK}.yaml", SMALLEST)
-    bundle = build_bundle(BundleSpec("3.12", Architecture.ARM64))
+    bundle = default_bundle()
 
     # WHEN the program and the floor each run under the recording mocks
     program = run_program(tiers_file, stack=STACK)
     floor_run = run_program(
         tiers_file,
         stack=STACK,
-        program=functools.partial(floor, tiers_file, bundle.path, f"{PROJECT}-{STACK}"),
+        program=functools.partial(floor, tiers_file, bundle, f"{PROJECT}-{STACK}"),
     )
 
     # THEN they register the same multiset of custom resources (type, name, inputs, options)
