@@ -53,6 +53,7 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.algorithms import RSAAlgorithm
 
+from benchmarks.arguments import positive
 from handlers.authorizer import Authorizer, AuthorizerSettings
 from handlers.contract import REGISTRY_PARTITION_KEY, TENANT_CLAIM
 from tiers.model import Catalog, Isolation, Quota, QuotaPeriod, Tenant, Throttle, Tier
@@ -422,16 +423,6 @@ def report(hot: HotPath, imports: Iterable[ImportTime]) -> bool:
         print(f"  {'ok  ' if holds else 'MISS'} {text}")
     print(f"authorizer p50 {hot.distinct.p50_us:.1f} us = {ratio:.2f}x bare verify")
     return untouched
-
-
-def positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
 
 
 def cli(argv: Sequence[str] | None = None) -> int:

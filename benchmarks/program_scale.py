@@ -42,6 +42,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 from pulumi.runtime.mocks import MockMonitor
 
+from benchmarks.arguments import positive
 from benchmarks.floor import default_bundle, floor
 from infra.config import CONFIG_NAMESPACE
 from infra.program import main
@@ -303,16 +304,6 @@ def parse_sizes(text: str) -> list[int]:
     if not sizes or any(size < 1 for size in sizes):
         raise argparse.ArgumentTypeError(f"--sizes takes positive tenant counts, got {text!r}")
     return sizes
-
-
-def positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
 
 
 def cli(argv: Sequence[str] | None = None) -> int:
