@@ -34,6 +34,8 @@ def main() -> None:
         raise pulumi.RunError(str(error)) from None
     if not bundle.from_cache:
         pulumi.log.info(f"Built the Lambda bundle in {bundle.path}")
+    if bundle.bytecode_warning:
+        pulumi.log.warn(bundle.bytecode_warning)
     naming = Naming(project=pulumi.get_project(), stack=stack)
     for name, value in deploy(settings, catalog, naming, pulumi.FileArchive(str(bundle.path))).items():
         pulumi.export(name, value)
