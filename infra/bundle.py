@@ -7,7 +7,7 @@ the staged bundle additionally by the handler sources, so a `pulumi up` with not
 changed rebuilds nothing and a fresh clone needs no manual build step.
 
 Lambda's /var/task is read-only, so a module without a .pyc is compiled from source on
-every cold start (several times slower to import). Bytecode is specific to a CPython
+every cold start (the handlers take about twice as long to import). Bytecode is specific to a CPython
 minor version, so it is compiled by an interpreter of the runtime's version when this
 machine has one (this interpreter, else ``python3.X`` on PATH); otherwise the bundle
 ships sources only and says so in ``Bundle.bytecode_warning``.
@@ -153,7 +153,8 @@ def build_bundle(spec: BundleSpec) -> Bundle:
 
 def find_bytecode_compiler(python_version: str) -> BytecodeCompiler | None:
     """This interpreter if it is CPython ``python_version``, else a working ``python<version>`` on PATH."""
-    if f"{sys.version_info.major}.{sys.version_info.minor}" == python_version:
+    this_version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if sys.implementation.name == "cpython" and this_version == python_version:
         return BytecodeCompiler(
             sys.executable, sys.implementation.cache_tag, importlib.util.MAGIC_NUMBER.hex()
         )
