@@ -40,7 +40,7 @@ from aws_lambda_powertools import Logger
 from handlers.contract import ContextKey, Env
 from handlers.jwks import Fetcher, JwksCache, JwksError, fetch_jwks_document
 from handlers.tenant_registry import DynamoDBGetItem, RegistryError, TenantRecord, TenantRegistry
-from handlers.token_verifier import CLOCK_SKEW_LEEWAY_SECONDS, TokenError, TokenVerifier, VerifiedIdentity
+from handlers.token_verifier import CLOCK_SKEW_LEEWAY_SECONDS, TokenError, TokenVerifier
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
@@ -128,9 +128,12 @@ class AuthorizerSettings:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Stage:
-    """The API stage a method ARN belongs to; the policy covers all of it."""
+class Stage(NamedTuple):
+    """The API stage a method ARN belongs to; the policy covers all of it.
+
+    A named tuple rather than a dataclass: it is part of the decision cache's and the policy
+    templates' keys, hashed several times per request, and a tuple hashes in C.
+    """
 
     partition: str
     region: str
@@ -209,24 +212,17 @@ def _decimal_text(value: float) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
 
 
-def allow_response(identity: VerifiedIdentity, record: TenantRecord, stage: Stage) -> dict[str, Any]:
-    return {"principalId": identity.subject, **_allow_template(stage, record)}
-
-
-def deny_response(identity: VerifiedIdentity, stage: Stage) -> dict[str, Any]:
-    return {"principalId": identity.subject, **_deny_template(stage)}
-
-
-def _own_copy(response: dict[str, Any]) -> dict[str, Any]:
-    """A response whose top level and ``context`` the caller may change without touching cached ones.
+def _own_response(principal_id: str, template: Mapping[str, Any]) -> dict[str, Any]:
+    """The response for ``principal_id``; its top level and ``context`` are the caller's own to change.
 
     (A local gateway may, like API Gateway, add the principal to the context it passes on.) The
-    policy document is shared: read-only.
+    policy document is shared with the template: read-only.
     """
-    copy = dict(response)
-    if "context" in copy:
-        copy["context"] = dict(copy["context"])
-    return copy
+    response = {"principalId": principal_id, **template}
+    context = template.get("context")
+    if context is not None:
+        response["context"] = dict(context)
+    return response
 
 
 # Responses differ by principal only for a given stage and tenant record, so powertools builds
@@ -272,7 +268,9 @@ def _response(
 
 
 class _Decision(NamedTuple):
-    response: dict[str, Any]
+    principal_id: str
+    template: dict[str, Any]
+    """The stage's (and tenant's) response without the principal: shared, read-only."""
     token_expires_at: float
     """Wall-clock epoch seconds (the token's ``exp``)."""
     registry_expires_at: float
@@ -297,7 +295,7 @@ class DecisionCache:
         self._entries: OrderedDict[tuple[str, Stage], _Decision] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[str, Stage]) -> dict[str, Any] | None:
+    def get(self, key: tuple[str, Stage]) -> _Decision | None:
         with self._lock:
             decision = self._entries.get(key)
             if decision is None:
@@ -309,7 +307,7 @@ class DecisionCache:
                 del self._entries[key]
                 return None
             self._entries.move_to_end(key)
-            return decision.response
+            return decision
 
     def put(self, key: tuple[str, Stage], decision: _Decision) -> None:
         with self._lock:
@@ -396,7 +394,7 @@ class Authorizer:
         key = (token, stage)
         cached = self._decisions.get(key)
         if cached is not None:
-            return _own_copy(cached)
+            return _own_response(cached.principal_id, cached.template)
         identity = self._verifier.verify(token)
         lookup = self._registry.lookup(identity.tenant_id)
         if lookup.record is None or lookup.record.suspended:
@@ -405,11 +403,13 @@ class Authorizer:
                 reason="unknown_tenant" if lookup.record is None else "suspended_tenant",
                 tenant_id=identity.tenant_id,
             )
-            response = deny_response(identity, stage)
+            template = _deny_template(stage)
         else:
-            response = allow_response(identity, lookup.record, stage)
-        self._decisions.put(key, _Decision(response, identity.expires_at, lookup.expires_at))
-        return _own_copy(response)
+            template = _allow_template(stage, lookup.record)
+        self._decisions.put(
+            key, _Decision(identity.subject, template, identity.expires_at, lookup.expires_at)
+        )
+        return _own_response(identity.subject, template)
 
 
 def _boto3_dynamodb_client() -> DynamoDBGetItem:
