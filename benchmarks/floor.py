@@ -26,6 +26,7 @@ from handlers.contract import (
     AUTHORIZER_HANDLER,
     DATA_PARTITION_KEY,
     DATA_SORT_KEY,
+    METRICS_NAMESPACE,
     REGISTRY_PARTITION_KEY,
     ROUTES,
     TENANT_API_HANDLER,
@@ -38,7 +39,7 @@ from infra import policies
 from infra.api import ACCESS_LOG_FORMAT, IDENTITY_SOURCE, route_slug, source_arn_path
 from infra.bundle import BundleSpec, build_bundle
 from infra.config import Settings
-from infra.functions import METRICS_NAMESPACE, render_policy
+from infra.functions import render_policy
 from infra.identity import AUTH_FLOWS, CLIENT_READABLE_ATTRIBUTES, USER_WRITABLE_ATTRIBUTES
 
 DEFAULTS = Settings(tiers_file=Path())

@@ -94,6 +94,11 @@ class Env:
     METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
 
 
+# Lambda function names without the stack prefix; each is also that function's powertools service name.
+AUTHORIZER_FUNCTION: Final = "authorizer"
+TENANT_API_FUNCTION: Final = "tenant-api"
+METRICS_NAMESPACE: Final = "TenantTiers"
+
 # Lambda entry points inside the bundle.
 AUTHORIZER_HANDLER: Final = "handlers.authorizer.lambda_handler"
 TENANT_API_HANDLER: Final = "handlers.tenant_api.lambda_handler"

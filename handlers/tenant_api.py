@@ -55,7 +55,14 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from handlers.contract import ROUTES, ContextKey, Env, is_valid_tenant_id
+from handlers.contract import (
+    METRICS_NAMESPACE,
+    ROUTES,
+    TENANT_API_FUNCTION,
+    ContextKey,
+    Env,
+    is_valid_tenant_id,
+)
 from handlers.tenant_data import TenantClients, TenantTable
 
 ITEM_ID_PATTERN: Final = r"[A-Za-z0-9._~-]{1,128}"
@@ -74,8 +81,6 @@ THROTTLING_ERROR_CODES: Final = frozenset(
         "Throttling",  # STS
     }
 )
-DEFAULT_SERVICE_NAME: Final = "tenant-api"
-DEFAULT_METRICS_NAMESPACE: Final = "TenantTiers"
 
 _ITEM_ID_RE: Final = re.compile(ITEM_ID_PATTERN)
 _TABLE_NAME_RE: Final = re.compile(r"[A-Za-z0-9_.-]{3,255}")
@@ -85,7 +90,7 @@ _TOKEN_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,400}")
 _TOKEN_VERSION: Final = 1
 _ROUTE_LIST: Final = ", ".join(f"{method} {path}" for method, path in ROUTES)
 
-logger = Logger(service=os.environ.get(Env.SERVICE_NAME) or DEFAULT_SERVICE_NAME)
+logger = Logger(service=os.environ.get(Env.SERVICE_NAME) or TENANT_API_FUNCTION)
 app = APIGatewayRestResolver()
 data_clients = TenantClients()
 # The resolver keeps the current event in class attributes: one request at a time per process. Lambda
@@ -159,7 +164,7 @@ def request_id_of(event: Mapping[str, Any], context: object) -> str:
 
 
 def record_request(tenant: Tenant, status: int) -> None:
-    metrics = EphemeralMetrics(namespace=os.environ.get(Env.METRICS_NAMESPACE) or DEFAULT_METRICS_NAMESPACE)
+    metrics = EphemeralMetrics(namespace=os.environ.get(Env.METRICS_NAMESPACE) or METRICS_NAMESPACE)
     metrics.add_dimension(name="tenant_id", value=tenant.tenant_id)
     metrics.add_metric(name="Requests", unit=MetricUnit.Count, value=1)
     metrics.add_metric(name="Errors", unit=MetricUnit.Count, value=1 if status >= 500 else 0)

@@ -9,15 +9,17 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from handlers.contract import AUTHORIZER_HANDLER, TENANT_API_HANDLER, Env
+from handlers.contract import (
+    AUTHORIZER_FUNCTION,
+    AUTHORIZER_HANDLER,
+    METRICS_NAMESPACE,
+    TENANT_API_FUNCTION,
+    TENANT_API_HANDLER,
+    Env,
+)
 from infra import policies
 from infra.config import Architecture
 from tiers.naming import Naming
-
-METRICS_NAMESPACE = "TenantTiers"
-# Function names without the stack prefix; each is also the function's powertools service name.
-AUTHORIZER_FUNCTION = "authorizer"
-TENANT_API_FUNCTION = "tenant-api"
 
 
 @dataclass(frozen=True)

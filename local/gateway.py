@@ -23,7 +23,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from handlers.contract import ROUTES
+from handlers.contract import AUTHORIZER_FUNCTION, ROUTES, TENANT_API_FUNCTION
 from local.limits import Admission, Clock, PlanKey, UsagePlans
 
 LambdaHandler = Callable[[dict[str, Any], Any], Any]
@@ -244,7 +244,7 @@ class Gateway:
         plans: UsagePlans,
         settings: GatewaySettings,
         clock: Clock,
-        function_names: tuple[str, str] = ("authorizer", "tenant-api"),
+        function_names: tuple[str, str] = (AUTHORIZER_FUNCTION, TENANT_API_FUNCTION),
     ) -> None:
         self._authorizer = Function(function_names[0], authorizer)
         self._tenant_api = Function(function_names[1], tenant_api)

@@ -23,9 +23,15 @@ from typing import Any
 
 from moto.server import ThreadedMotoServer
 
-from handlers.contract import AUTHORIZER_HANDLER, TENANT_API_HANDLER, Env
+from handlers.contract import (
+    AUTHORIZER_FUNCTION,
+    AUTHORIZER_HANDLER,
+    METRICS_NAMESPACE,
+    TENANT_API_FUNCTION,
+    TENANT_API_HANDLER,
+    Env,
+)
 from infra.config import DEFAULT_AUTHORIZER_CACHE_TTL_SECONDS, MAX_AUTHORIZER_CACHE_TTL_SECONDS
-from infra.functions import AUTHORIZER_FUNCTION, METRICS_NAMESPACE, TENANT_API_FUNCTION
 from local.gateway import Gateway, GatewaySettings, LambdaHandler
 from local.limits import Clock, UsagePlans
 from local.provision import AwsClients, Provisioned, provision
