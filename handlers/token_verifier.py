@@ -14,7 +14,7 @@ from __future__ import annotations
 import binascii
 import json
 from collections.abc import Mapping
-from typing import Any, Final, NamedTuple, Protocol
+from typing import Any, Final, NamedTuple, Protocol, cast
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -29,6 +29,11 @@ CLOCK_SKEW_LEEWAY_SECONDS: Final = 5.0
 """Tolerance on ``exp``, ``nbf`` and ``iat`` for clock differences between Cognito and Lambda."""
 
 REQUIRED_CLAIMS: Final = ("exp", "iat", "iss", "aud", "token_use", "sub")
+
+_ALGORITHMS: Final = (ALGORITHM,)
+
+_MAX_VALID_TENANT_IDS: Final = 20_000
+"""Bound on the tenant ids remembered as valid (twice AWS's 10,000 API keys per region)."""
 
 _ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 # "+" and "/" become "!", which strict decoding rejects like every other byte outside the alphabet.
@@ -224,29 +229,39 @@ class TokenVerifier:
         self._leeway = leeway
         self._decoder = _Decoder()
         self._key_ids = _KeyIdMemo()
+        # Tenant claims already found valid; they come from verified tokens only, so from the user pool.
+        self._valid_tenant_ids: set[str] = set()
 
     def verify(self, token: str) -> VerifiedIdentity:
         """The identity in ``token``; raises a :class:`TokenError` or the key source's error."""
-        kid = self._key_ids.kid_of(token.partition(".")[0])
+        header_end = token.find(".")
+        kid = self._key_ids.kid_of(token[:header_end] if header_end >= 0 else token)
         claims = self._decode(token, self._keys.key_for(kid))
         if claims["token_use"] != "id":
             raise WrongTokenUseError
         subject = claims["sub"]
         if not isinstance(subject, str) or not subject:
             raise InvalidSubjectError
-        if TENANT_CLAIM not in claims or claims[TENANT_CLAIM] in ("", None):
+        tenant_id = claims.get(TENANT_CLAIM)
+        if tenant_id in ("", None):
             raise MissingTenantClaimError
-        tenant_id = claims[TENANT_CLAIM]
+        if not isinstance(tenant_id, str) or tenant_id not in self._valid_tenant_ids:
+            self._check_tenant_id(tenant_id)
+        return VerifiedIdentity(subject, tenant_id, int(claims["exp"]))
+
+    def _check_tenant_id(self, tenant_id: object) -> None:
         if not is_valid_tenant_id(tenant_id):
             raise InvalidTenantClaimError
-        return VerifiedIdentity(subject=subject, tenant_id=tenant_id, expires_at=int(claims["exp"]))
+        if len(self._valid_tenant_ids) >= _MAX_VALID_TENANT_IDS:
+            self._valid_tenant_ids.clear()
+        self._valid_tenant_ids.add(cast(str, tenant_id))  # is_valid_tenant_id holds: a string
 
     def _decode(self, token: str, key: RSAPublicKey) -> dict[str, Any]:
         try:
             decoded = self._decoder.decode_complete(
                 token,
                 key,
-                algorithms=[ALGORITHM],
+                algorithms=_ALGORITHMS,
                 issuer=self._issuer,
                 audience=self._audience,
                 leeway=self._leeway,
