@@ -46,9 +46,13 @@ def test_segment_decoder_matches_pyjwt(segment: str) -> None:
     assert decoded_or_error(token_verifier._SegmentDecodingJWS, raw) == decoded_or_error(PyJWS, raw)
 
 
-def test_pyjwt_still_has_the_hook_the_override_replaces() -> None:
-    # If PyJWT renames it, the override silently stops applying; this says so at the upgrade.
-    assert callable(getattr(PyJWS, "_decode_base64url_segment", None))
+@pytest.mark.parametrize(
+    ("pyjwt_class", "hook"),
+    [(PyJWS, "_decode_base64url_segment"), (PyJWS, "_load"), (jwt.PyJWT, "_decode_payload")],
+)
+def test_pyjwt_still_has_the_hooks_the_overrides_replace(pyjwt_class: type, hook: str) -> None:
+    # If PyJWT renames one, its override silently stops applying; this says so at the upgrade.
+    assert callable(getattr(pyjwt_class, hook, None)), f"PyJWT no longer has {pyjwt_class.__name__}.{hook}"
 
 
 def test_the_verifier_decodes_through_the_override() -> None:
