@@ -67,6 +67,16 @@ class RegistryField:
     QUOTA_OFFSET: Final = "quota_offset"  # N
 
 
+# Values of the isolation and quota period fields, in the registry and the authorizer context alike.
+ISOLATION_POOLED: Final = "pooled"
+ISOLATION_SILO: Final = "silo"
+ISOLATIONS: Final = (ISOLATION_POOLED, ISOLATION_SILO)
+QUOTA_PERIOD_DAY: Final = "DAY"
+QUOTA_PERIOD_WEEK: Final = "WEEK"
+QUOTA_PERIOD_MONTH: Final = "MONTH"
+QUOTA_PERIODS: Final = (QUOTA_PERIOD_DAY, QUOTA_PERIOD_WEEK, QUOTA_PERIOD_MONTH)
+
+
 class ContextKey:
     """Keys of the authorizer ``context`` the tenant API reads (all strings)."""
 

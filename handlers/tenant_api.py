@@ -56,7 +56,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from handlers.contract import (
+    ISOLATIONS,
     METRICS_NAMESPACE,
+    QUOTA_PERIODS,
     ROUTES,
     TENANT_API_FUNCTION,
     ContextKey,
@@ -71,8 +73,6 @@ DEFAULT_PAGE_LIMIT: Final = 25
 MAX_PAGE_LIMIT: Final = 100
 MAX_PAGE_DOCUMENT_BYTES: Final = 4 * 1024 * 1024
 RETRY_AFTER_SECONDS: Final = 1
-ISOLATIONS: Final = ("pooled", "silo")
-QUOTA_PERIODS: Final = ("DAY", "WEEK", "MONTH")
 THROTTLING_ERROR_CODES: Final = frozenset(
     {
         "ProvisionedThroughputExceededException",

@@ -6,16 +6,18 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from handlers import contract
+
 
 class Isolation(StrEnum):
-    POOLED = "pooled"
-    SILO = "silo"
+    POOLED = contract.ISOLATION_POOLED
+    SILO = contract.ISOLATION_SILO
 
 
 class QuotaPeriod(StrEnum):
-    DAY = "DAY"
-    WEEK = "WEEK"
-    MONTH = "MONTH"
+    DAY = contract.QUOTA_PERIOD_DAY
+    WEEK = contract.QUOTA_PERIOD_WEEK
+    MONTH = contract.QUOTA_PERIOD_MONTH
 
 
 @dataclass(frozen=True)

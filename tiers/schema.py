@@ -16,7 +16,7 @@ from typing import Any, Final, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from tiers.model import QuotaPeriod
+from tiers.model import Isolation, QuotaPeriod
 
 NAME_MAX_LENGTH: Final = 128
 # API Gateway takes burst, quota limit and offset as 32-bit integers.
@@ -110,8 +110,8 @@ _EXPECTED: Final[Mapping[str, str]] = {
 _NUMBER_FIELDS: Final = frozenset({"rate", "burst", "limit", "offset"})
 _WHOLE_NUMBER_FIELDS: Final = frozenset({"burst", "limit", "offset"})
 _CHOICES: Final[Mapping[str, tuple[str, ...]]] = {
-    "isolation": ("pooled", "silo"),
-    "period": ("DAY", "WEEK", "MONTH"),
+    "isolation": tuple(Isolation),
+    "period": tuple(QuotaPeriod),
 }
 _TEXT_BOOLEANS: Final = frozenset({"yes", "no", "on", "off", "y", "n", "true", "false"})
 
