@@ -22,6 +22,8 @@ import pulumi
 import pulumi_aws as aws
 import yaml
 
+from blueprint import policies
+from blueprint.identity import AUTH_FLOWS, CLIENT_READABLE_ATTRIBUTES, USER_WRITABLE_ATTRIBUTES
 from handlers.contract import (
     AUTHORIZER_HANDLER,
     DATA_PARTITION_KEY,
@@ -35,12 +37,10 @@ from handlers.contract import (
     Env,
     RegistryField,
 )
-from infra import policies
 from infra.api import ACCESS_LOG_FORMAT, IDENTITY_SOURCE, route_slug, source_arn_path
 from infra.bundle import BundleSpec, build_bundle
 from infra.config import Settings
 from infra.functions import render_policy
-from infra.identity import AUTH_FLOWS, CLIENT_READABLE_ATTRIBUTES, USER_WRITABLE_ATTRIBUTES
 
 DEFAULTS = Settings(tiers_file=Path())
 """The floor reads no stack config: it declares what the program declares with the default settings."""

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from blueprint import policies
 from handlers.contract import ROUTES, ContextKey
-from infra import policies
 from tiers.naming import Naming
 
 IDENTITY_SOURCE = "method.request.header.Authorization"

@@ -11,6 +11,8 @@ from typing import TypeVar
 
 import pulumi
 
+from blueprint.defaults import DEFAULT_AUTHORIZER_CACHE_TTL_SECONDS, MAX_AUTHORIZER_CACHE_TTL_SECONDS
+
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_NAMESPACE = "tenant-tiers"
 
@@ -20,7 +22,6 @@ LOG_RETENTION_DAYS = (
     0, 1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545,
     731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
-MAX_AUTHORIZER_CACHE_TTL_SECONDS = 3600
 _STAGE_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
 
 
@@ -41,9 +42,6 @@ class ConfigKey(StrEnum):
     @property
     def qualified(self) -> str:
         return f"{CONFIG_NAMESPACE}:{self.value}"
-
-
-DEFAULT_AUTHORIZER_CACHE_TTL_SECONDS = 300
 
 
 @dataclass(frozen=True)

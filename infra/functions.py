@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from blueprint import policies
 from handlers.contract import (
     AUTHORIZER_FUNCTION,
     AUTHORIZER_HANDLER,
@@ -17,7 +18,6 @@ from handlers.contract import (
     TENANT_API_HANDLER,
     Env,
 )
-from infra import policies
 from infra.config import Architecture
 from tiers.naming import Naming
 

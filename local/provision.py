@@ -11,24 +11,24 @@ from typing import Any
 
 import boto3
 
-from handlers.contract import (
-    DATA_PARTITION_KEY,
-    DATA_SORT_KEY,
-    REGISTRY_PARTITION_KEY,
-    TENANT_CLAIM,
-)
-from infra.identity import (
+from blueprint.identity import (
     AUTH_FLOWS,
     CLIENT_READABLE_ATTRIBUTES,
     TENANT_ID_ATTRIBUTE,
     USER_WRITABLE_ATTRIBUTES,
     USERNAME_ATTRIBUTES,
 )
-from infra.policies import (
+from blueprint.policies import (
     lambda_trust_policy,
     tenant_api_policy,
     tenant_data_policy,
     tenant_data_trust_policy,
+)
+from handlers.contract import (
+    DATA_PARTITION_KEY,
+    DATA_SORT_KEY,
+    REGISTRY_PARTITION_KEY,
+    TENANT_CLAIM,
 )
 from local.limits import ApiKey
 from local.settings import DUMMY_CREDENTIALS, REGION

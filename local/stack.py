@@ -23,6 +23,7 @@ from typing import Any
 
 from moto.server import ThreadedMotoServer
 
+from blueprint.defaults import DEFAULT_AUTHORIZER_CACHE_TTL_SECONDS, MAX_AUTHORIZER_CACHE_TTL_SECONDS
 from handlers.contract import (
     AUTHORIZER_FUNCTION,
     AUTHORIZER_HANDLER,
@@ -31,7 +32,6 @@ from handlers.contract import (
     TENANT_API_HANDLER,
     Env,
 )
-from infra.config import DEFAULT_AUTHORIZER_CACHE_TTL_SECONDS, MAX_AUTHORIZER_CACHE_TTL_SECONDS
 from local.gateway import Gateway, GatewaySettings, LambdaHandler
 from local.limits import Clock, UsagePlans
 from local.provision import AwsClients, Provisioned, provision

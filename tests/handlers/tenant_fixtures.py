@@ -15,10 +15,10 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from blueprint.policies import tenant_data_policy
 from handlers import tenant_api
 from handlers.contract import DATA_PARTITION_KEY, DATA_SORT_KEY, ContextKey, Env
 from handlers.tenant_data import TenantClients
-from infra.policies import tenant_data_policy
 from tiers.naming import Naming
 
 REGION = "eu-west-1"

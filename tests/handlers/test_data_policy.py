@@ -17,8 +17,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from blueprint.policies import tenant_data_trust_policy
 from handlers.contract import DATA_PARTITION_KEY, TENANT_ID_MAX_LENGTH, TENANT_ID_PATTERN, TENANT_SESSION_TAG
-from infra.policies import tenant_data_trust_policy
 from tests.handlers.iam_evaluator import (
     Decision,
     Request,

@@ -9,6 +9,7 @@ from typing import Any
 import pulumi
 import pytest
 
+from blueprint.policies import TENANT_TAG_VARIABLE
 from handlers.contract import (
     AUTHORIZER_HANDLER,
     DATA_PARTITION_KEY,
@@ -21,7 +22,6 @@ from handlers.contract import (
     Env,
 )
 from infra.config import PROJECT_ROOT
-from infra.policies import TENANT_TAG_VARIABLE
 from tests.infra.conftest import TENANTS, TIERS, write_tier_file
 from tests.infra.harness import (
     ACCOUNT_SETTINGS,

@@ -1,0 +1,30 @@
+"""Cognito settings of the user pool and its app client, declared by the program and by the local stack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from handlers.contract import TENANT_ATTRIBUTE, TENANT_CLAIM, TENANT_ID_MAX_LENGTH
+
+# What a signed-in user may change about themselves with their own access token. The
+# tenant attribute is deliberately absent: a user who could write it could join any tenant.
+USER_WRITABLE_ATTRIBUTES = ("email", "name")
+CLIENT_READABLE_ATTRIBUTES = ("email", "email_verified", "name", TENANT_CLAIM)
+AUTH_FLOWS = ("ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH")
+USERNAME_ATTRIBUTES = ("email",)
+
+
+@dataclass(frozen=True)
+class StringAttribute:
+    """A custom string attribute of the user pool, declared by the program and by the local stack."""
+
+    name: str
+    mutable: bool
+    min_length: int
+    max_length: int
+
+
+# Immutable: once an administrator has set a user's tenant, nobody can change it.
+TENANT_ID_ATTRIBUTE = StringAttribute(
+    name=TENANT_ATTRIBUTE, mutable=False, min_length=1, max_length=TENANT_ID_MAX_LENGTH
+)
