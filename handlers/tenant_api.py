@@ -10,7 +10,9 @@ Routes and answers (all bodies JSON):
   "quota": {"limit", "period", "offset"}}}``
 - ``POST /counter`` → 200 ``{"tenant_id", "counter"}``; the first call answers 1.
 - ``PUT /items/{id}`` with any JSON document (at most 64 KiB = 65,536 bytes of raw body, after base64
-  decoding) → 201 ``{"id", "created": true}`` when new, 200 ``{"id", "created": false}`` when replaced.
+  decoding, and at most 64 levels of nested arrays and objects: ``[[1]]`` is 2 levels) → 201
+  ``{"id", "created": true}`` when new, 200 ``{"id", "created": false}`` when replaced. Whatever the
+  body (any bytes, size, nesting, encoding or content type) the answer is a 2xx or a 400 that says why.
 - ``GET /items/{id}`` → 200 ``{"id", "value"}`` with the document exactly as it was sent, or 404.
 - ``GET /items?limit=N&next=TOKEN`` → 200 ``{"items": [{"id", "value"}, ...], "next": TOKEN | null}`` in
   id order; ``limit`` 1-100 (default 25); a page may hold fewer items than ``limit`` (responses are kept
@@ -18,7 +20,8 @@ Routes and answers (all bodies JSON):
 - ``DELETE /items/{id}`` → 204, whether or not the item existed.
 
 Item ids: 1-128 characters from ``A-Z a-z 0-9 . _ ~ -`` (RFC 3986 unreserved characters, so an id never
-needs escaping in a URL and cannot smuggle a path separator).
+needs escaping in a URL and cannot smuggle a path separator), except ``.`` and ``..``: those are dot
+segments, which every HTTP client removes from a URL before sending it (RFC 3986 section 5.2.4).
 
 Pagination token: unpadded base64url of compact JSON ``{"v": 1, "t": <first 16 hex digits of
 sha256(tenant id)>, "a": <id of the last item returned>}``. It is only accepted from the tenant it was
@@ -69,6 +72,8 @@ from handlers.tenant_data import TenantClients, TenantTable
 
 ITEM_ID_PATTERN: Final = r"[A-Za-z0-9._~-]{1,128}"
 MAX_BODY_BYTES: Final = 64 * 1024
+MAX_NESTING_DEPTH: Final = 64
+_DOT_SEGMENTS: Final = frozenset({".", ".."})
 DEFAULT_PAGE_LIMIT: Final = 25
 MAX_PAGE_LIMIT: Final = 100
 MAX_PAGE_DOCUMENT_BYTES: Final = 4 * 1024 * 1024
@@ -253,6 +258,11 @@ def checked_item_id(item_id: str) -> str:
         raise BadRequestError(
             f"item id {_quoted(item_id)} is invalid: use 1-128 characters from A-Z a-z 0-9 . _ ~ -"
         )
+    if item_id in _DOT_SEGMENTS:
+        raise BadRequestError(
+            f"item id {_quoted(item_id)} is invalid: HTTP clients rewrite the URL path segments . and .. "
+            "before sending, so no request could reach this item; use an id with another character"
+        )
     return item_id
 
 
@@ -261,8 +271,9 @@ def json_document(body: str | None, is_base64_encoded: bool) -> str:
     if body is None or body == "":
         raise BadRequestError("the request body is empty: send the item as a JSON document")
     try:
+        # A non-ASCII character in a base64 body is a ValueError, not a binascii.Error.
         raw = base64.b64decode(body, validate=True) if is_base64_encoded else body.encode()
-    except (binascii.Error, UnicodeEncodeError) as error:
+    except (ValueError, UnicodeEncodeError) as error:
         raise BadRequestError("the request body could not be decoded: send a UTF-8 JSON document") from error
     if len(raw) > MAX_BODY_BYTES:
         raise BadRequestError(
@@ -270,10 +281,39 @@ def json_document(body: str | None, is_base64_encoded: bool) -> str:
         )
     try:
         text = raw.decode() if is_base64_encoded else body
-        json.loads(text, parse_int=_number_text, parse_float=_number_text, parse_constant=_reject_constant)
+        value = json.loads(
+            text, parse_int=_number_text, parse_float=_number_text, parse_constant=_reject_constant
+        )
+    except RecursionError as error:
+        raise _too_deep() from error
     except (UnicodeDecodeError, ValueError) as error:
         raise BadRequestError(f"the request body is not valid JSON: {_json_problem(error)}") from error
+    if nesting_depth(value) > MAX_NESTING_DEPTH:
+        raise _too_deep()
     return text
+
+
+def nesting_depth(value: object) -> int:
+    """Levels of nested arrays and objects in a parsed JSON value: 0 for a scalar, 1 for ``[1]``."""
+    deepest = 0
+    pending: list[tuple[object, int]] = [(value, 0)]
+    while pending:
+        current, depth = pending.pop()
+        if isinstance(current, dict):
+            current = list(current.values())
+        if isinstance(current, list):
+            deepest = max(deepest, depth + 1)
+            pending.extend((child, depth + 1) for child in current)
+    return deepest
+
+
+def _too_deep() -> BadRequestError:
+    # json's parser recurses per level: past the interpreter's recursion limit it raises RecursionError, so
+    # very deep bodies are reported here before any depth is known.
+    return BadRequestError(
+        f"the request body nests arrays and objects more than {MAX_NESTING_DEPTH} levels deep: "
+        f"items are limited to {MAX_NESTING_DEPTH} levels of nesting"
+    )
 
 
 def _number_text(text: str) -> str:
