@@ -22,7 +22,7 @@ import pulumi
 import pulumi_aws as aws
 import yaml
 
-from blueprint import policies
+from blueprint import openapi, policies
 from blueprint.identity import AUTH_FLOWS, CLIENT_READABLE_ATTRIBUTES, USER_WRITABLE_ATTRIBUTES
 from handlers.contract import (
     AUTHORIZER_HANDLER,
@@ -30,14 +30,13 @@ from handlers.contract import (
     DATA_SORT_KEY,
     METRICS_NAMESPACE,
     REGISTRY_PARTITION_KEY,
-    ROUTES,
     TENANT_API_HANDLER,
     TENANT_ATTRIBUTE,
     TENANT_ID_MAX_LENGTH,
     Env,
     RegistryField,
 )
-from infra.api import ACCESS_LOG_FORMAT, IDENTITY_SOURCE, route_slug, source_arn_path
+from infra.api import ACCESS_LOG_FORMAT
 from infra.bundle import BundleSpec, build_bundle
 from infra.config import Settings
 from infra.functions import render_policy
@@ -176,110 +175,67 @@ def floor(tiers_file: Path, code_dir: Path, prefix: str) -> None:
         )
     authorizer_function, tenant_api = functions["authorizer"], functions["tenant-api"]
 
+    body = pulumi.Output.all(authorizer_function.invoke_arn, tenant_api.invoke_arn).apply(
+        lambda uris: json.dumps(
+            openapi.rest_api_document(
+                title=f"{prefix}-api",
+                authorizer_uri=str(uris[0]),
+                tenant_api_uri=str(uris[1]),
+                authorizer_cache_ttl_seconds=AUTHORIZER_CACHE_TTL_SECONDS,
+            ),
+            sort_keys=True,
+        )
+    )
     rest_api = aws.apigateway.RestApi(
         "api-rest-api",
         name=f"{prefix}-api",
-        api_key_source="AUTHORIZER",
+        body=body,
+        put_rest_api_mode="overwrite",
+        fail_on_warnings=True,
+        api_key_source=openapi.API_KEY_SOURCE,
         endpoint_configuration={"types": "REGIONAL"},
-    )
-    authorizer = aws.apigateway.Authorizer(
-        "api-authorizer",
-        name="cognito-id-token",
-        rest_api=rest_api.id,
-        type="TOKEN",
-        authorizer_uri=authorizer_function.invoke_arn,
-        identity_source=IDENTITY_SOURCE,
-        authorizer_result_ttl_in_seconds=AUTHORIZER_CACHE_TTL_SECONDS,
     )
     aws.lambda_.Permission(
         "api-authorizer-permission",
         action="lambda:InvokeFunction",
         function=authorizer_function.name,
         principal="apigateway.amazonaws.com",
-        source_arn=pulumi.Output.format("{0}/authorizers/{1}", rest_api.execution_arn, authorizer.id),
+        source_arn=pulumi.Output.format("{0}/authorizers/*", rest_api.execution_arn),
     )
-    resource_ids: dict[str, pulumi.Input[str]] = {"": rest_api.root_resource_id}
-    for _, path in ROUTES:
-        segments = path.strip("/").split("/")
-        for depth in range(1, len(segments) + 1):
-            resource_path = "/" + "/".join(segments[:depth])
-            if resource_path not in resource_ids:
-                resource_ids[resource_path] = aws.apigateway.Resource(
-                    f"api-resource-{route_slug(resource_path)}",
-                    rest_api=rest_api.id,
-                    parent_id=resource_ids["/" + "/".join(segments[: depth - 1]) if depth > 1 else ""],
-                    path_part=segments[depth - 1],
-                ).id
-    routes: list[pulumi.Resource] = []
-    route_ids: list[pulumi.Output[str]] = []
-    for method, path in ROUTES:
-        route = f"{method.lower()}-{route_slug(path)}"
-        api_method = aws.apigateway.Method(
-            f"api-method-{route}",
-            rest_api=rest_api.id,
-            resource_id=resource_ids[path],
-            http_method=method,
-            authorization="CUSTOM",
-            authorizer_id=authorizer.id,
-            api_key_required=True,
-        )
-        integration = aws.apigateway.Integration(
-            f"api-integration-{route}",
-            rest_api=rest_api.id,
-            resource_id=resource_ids[path],
-            http_method=api_method.http_method,
-            integration_http_method="POST",
-            type="AWS_PROXY",
-            uri=tenant_api.invoke_arn,
-        )
-        aws.lambda_.Permission(
-            f"api-permission-{route}",
-            action="lambda:InvokeFunction",
-            function=tenant_api.name,
-            principal="apigateway.amazonaws.com",
-            source_arn=pulumi.Output.format(
-                "{0}/{1}/{2}{3}", rest_api.execution_arn, STAGE_NAME, method, source_arn_path(path)
-            ),
-        )
-        routes += [api_method, integration]
-        route_ids += [api_method.id, integration.id]
-    redeployment = pulumi.Output.all(
-        authorizer.id, authorizer_function.invoke_arn, tenant_api.invoke_arn, *route_ids
-    ).apply(
-        lambda ids: hashlib.sha256(
-            json.dumps(
-                {
-                    "routes": ROUTES,
-                    "ids": ids,
-                    "authorizer": [IDENTITY_SOURCE, AUTHORIZER_CACHE_TTL_SECONDS],
-                },
-                sort_keys=True,
-            ).encode()
-        ).hexdigest()
+    tenant_api_permission = aws.lambda_.Permission(
+        "api-tenant-api-permission",
+        action="lambda:InvokeFunction",
+        function=tenant_api.name,
+        principal="apigateway.amazonaws.com",
+        source_arn=pulumi.Output.format("{0}/{1}/*/*", rest_api.execution_arn, STAGE_NAME),
     )
     deployment = aws.apigateway.Deployment(
         "api-deployment",
         rest_api=rest_api.id,
-        triggers={"redeployment": redeployment},
-        opts=pulumi.ResourceOptions(depends_on=routes),
+        triggers={"redeployment": body.apply(lambda text: hashlib.sha256(text.encode()).hexdigest())},
+        opts=pulumi.ResourceOptions(depends_on=[tenant_api_permission]),
     )
     access_logs = aws.cloudwatch.LogGroup(
         "api-access-logs",
         name=f"/aws/apigateway/{prefix}-api/{STAGE_NAME}",
         retention_in_days=LOG_RETENTION_DAYS,
     )
+    retained = pulumi.ResourceOptions(retain_on_delete=True)
     cloudwatch_role = aws.iam.Role(
-        "api-cloudwatch-role", assume_role_policy=json.dumps(policies.api_gateway_trust_policy())
+        "api-cloudwatch-role",
+        assume_role_policy=json.dumps(policies.api_gateway_trust_policy()),
+        opts=retained,
     )
     cloudwatch_policy = aws.iam.RolePolicy(
         "api-cloudwatch-policy",
         role=cloudwatch_role.id,
         policy=json.dumps(policies.api_gateway_logging_policy()),
+        opts=retained,
     )
     account = aws.apigateway.Account(
         "api-account",
         cloudwatch_role_arn=cloudwatch_role.arn,
-        opts=pulumi.ResourceOptions(depends_on=[cloudwatch_policy]),
+        opts=pulumi.ResourceOptions(retain_on_delete=True, depends_on=[cloudwatch_policy]),
     )
     stage = aws.apigateway.Stage(
         "api-stage",

@@ -1,4 +1,10 @@
-"""The REST API: the contract's ROUTES behind a TOKEN authorizer, and a stage with JSON access logs.
+"""The REST API, defined by one OpenAPI document, and a stage with JSON access logs.
+
+The document (``blueprint.openapi``) holds every route of the contract, the TOKEN authorizer,
+API keys required on every method and the Lambda proxy integrations. The RestApi imports it
+with PutRestApi in ``overwrite`` mode, so one update replaces the whole route set (a removed
+route's method is gone) before the Deployment, which depends on the RestApi and is replaced
+whenever the document changes, snapshots it for the stage.
 
 The API key source is AUTHORIZER: the authorizer returns the caller's tenant key as
 ``usageIdentifierKey``, and every method requires an API key, so each request is
@@ -14,11 +20,9 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from blueprint import policies
-from handlers.contract import ROUTES, ContextKey
+from blueprint import openapi, policies
+from handlers.contract import ContextKey
 from tiers.naming import Naming
-
-IDENTITY_SOURCE = "method.request.header.Authorization"
 
 ACCESS_LOG_FORMAT = json.dumps(
     {
@@ -47,122 +51,89 @@ class ApiArgs:
     """Declare the region's API Gateway account settings (its CloudWatch role), needed for access logs."""
     authorizer: aws.lambda_.Function
     tenant_api: aws.lambda_.Function
+    forward_tenant_id: bool = False
+    """Pass the authorizer's tenant id to the tenant API as ``X-Amz-Tenant-Id`` (Lambda tenant isolation)."""
 
 
-def route_slug(path: str) -> str:
-    """``/items/{id}`` -> ``items-id``: a resource path as a piece of a logical name."""
-    return "-".join(segment.strip("{}") for segment in path.strip("/").split("/"))
+def render_document(args: ApiArgs, api_name: str) -> pulumi.Output[str]:
+    """The API's OpenAPI document as JSON, once the Lambdas' invoke ARNs are known.
+
+    The ARNs are handed over as text (like ``infra.functions.render_policy``), so that under
+    mocks which model no ARN the program still evaluates.
+    """
+    return pulumi.Output.all(args.authorizer.invoke_arn, args.tenant_api.invoke_arn).apply(
+        lambda uris: json.dumps(
+            openapi.rest_api_document(
+                title=api_name,
+                authorizer_uri=str(uris[0]),
+                tenant_api_uri=str(uris[1]),
+                authorizer_cache_ttl_seconds=args.authorizer_cache_ttl_seconds,
+                forward_tenant_id=args.forward_tenant_id,
+            ),
+            sort_keys=True,
+        )
+    )
 
 
-def source_arn_path(path: str) -> str:
-    """``/items/{id}`` -> ``/items/*``: a resource path as it appears in an execute-api ARN."""
-    return "/".join("*" if segment.startswith("{") else segment for segment in path.split("/"))
+def document_fingerprint(document: str) -> str:
+    """The Deployment's trigger: any change of the document makes a new deployment."""
+    return hashlib.sha256(document.encode()).hexdigest()
 
 
 class Api(pulumi.ComponentResource):
     rest_api: aws.apigateway.RestApi
-    authorizer: aws.apigateway.Authorizer
     stage: aws.apigateway.Stage
     url: pulumi.Output[str]
 
     def __init__(self, name: str, args: ApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("tenant-tiers:infra:Api", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        api_name = f"{args.naming.prefix}-api"
+        document = render_document(args, api_name)
         self.rest_api = aws.apigateway.RestApi(
             f"{name}-rest-api",
-            name=f"{args.naming.prefix}-api",
-            api_key_source="AUTHORIZER",
+            name=api_name,
+            body=document,
+            # Overwrite, not merge: a merge keeps the methods the document no longer has.
+            put_rest_api_mode="overwrite",
+            # A warning on import means something of the document was dropped (an authorizer that
+            # did not resolve leaves its methods out): fail the update instead of serving less.
+            fail_on_warnings=True,
+            api_key_source=openapi.API_KEY_SOURCE,
             endpoint_configuration=aws.apigateway.RestApiEndpointConfigurationArgs(types="REGIONAL"),
             opts=child,
         )
-        self.authorizer = aws.apigateway.Authorizer(
-            f"{name}-authorizer",
-            name="cognito-id-token",
-            rest_api=self.rest_api.id,
-            type="TOKEN",
-            authorizer_uri=args.authorizer.invoke_arn,
-            identity_source=IDENTITY_SOURCE,
-            authorizer_result_ttl_in_seconds=args.authorizer_cache_ttl_seconds,
-            opts=child,
-        )
+        # API Gateway names its execute-api ARNs after the stage, method and path, and the
+        # authorizer by an id the import assigns: one permission per function, each over the
+        # whole API (this API's stage for the tenant API), so that no route can ever be left
+        # without its permission or a removed route keep one.
         aws.lambda_.Permission(
             f"{name}-authorizer-permission",
             action="lambda:InvokeFunction",
             function=args.authorizer.name,
             principal="apigateway.amazonaws.com",
-            source_arn=pulumi.Output.format(
-                "{0}/authorizers/{1}", self.rest_api.execution_arn, self.authorizer.id
-            ),
+            source_arn=pulumi.Output.format("{0}/authorizers/*", self.rest_api.execution_arn),
             opts=child,
         )
-
-        resource_ids = self._resources(name)
-        routes: list[pulumi.Resource] = []
-        route_ids: list[pulumi.Output[str]] = []
-        for method, path in ROUTES:
-            route = f"{method.lower()}-{route_slug(path)}"
-            api_method = aws.apigateway.Method(
-                f"{name}-method-{route}",
-                rest_api=self.rest_api.id,
-                resource_id=resource_ids[path],
-                http_method=method,
-                authorization="CUSTOM",
-                authorizer_id=self.authorizer.id,
-                api_key_required=True,
-                opts=child,
-            )
-            integration = aws.apigateway.Integration(
-                f"{name}-integration-{route}",
-                rest_api=self.rest_api.id,
-                resource_id=resource_ids[path],
-                http_method=api_method.http_method,
-                integration_http_method="POST",
-                type="AWS_PROXY",
-                uri=args.tenant_api.invoke_arn,
-                opts=child,
-            )
-            aws.lambda_.Permission(
-                f"{name}-permission-{route}",
-                action="lambda:InvokeFunction",
-                function=args.tenant_api.name,
-                principal="apigateway.amazonaws.com",
-                source_arn=pulumi.Output.format(
-                    "{0}/{1}/{2}{3}",
-                    self.rest_api.execution_arn,
-                    args.stage_name,
-                    method,
-                    source_arn_path(path),
-                ),
-                opts=child,
-            )
-            routes += [api_method, integration]
-            route_ids += [api_method.id, integration.id]
-
-        # A deployment is a snapshot: it must be replaced whenever a route, an integration or the
-        # authorizer changes, or the stage keeps serving the old API.
-        redeployment = pulumi.Output.all(
-            self.authorizer.id,
-            args.authorizer.invoke_arn,
-            args.tenant_api.invoke_arn,
-            *route_ids,
-        ).apply(
-            lambda ids: _fingerprint(
-                {
-                    "routes": ROUTES,
-                    "ids": ids,
-                    "authorizer": [IDENTITY_SOURCE, args.authorizer_cache_ttl_seconds],
-                }
-            )
+        tenant_api_permission = aws.lambda_.Permission(
+            f"{name}-tenant-api-permission",
+            action="lambda:InvokeFunction",
+            function=args.tenant_api.name,
+            principal="apigateway.amazonaws.com",
+            source_arn=pulumi.Output.format("{0}/{1}/*/*", self.rest_api.execution_arn, args.stage_name),
+            opts=child,
         )
+        # A deployment is a snapshot of the API: it is replaced whenever the document changes, and
+        # it depends on the RestApi, so the snapshot is taken after the new document is in place.
         deployment = aws.apigateway.Deployment(
             f"{name}-deployment",
             rest_api=self.rest_api.id,
-            triggers={"redeployment": redeployment},
-            opts=pulumi.ResourceOptions(parent=self, depends_on=routes),
+            triggers={"redeployment": document.apply(document_fingerprint)},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[tenant_api_permission]),
         )
         access_logs = aws.cloudwatch.LogGroup(
             f"{name}-access-logs",
-            name=f"/aws/apigateway/{args.naming.prefix}-api/{args.stage_name}",
+            name=f"/aws/apigateway/{api_name}/{args.stage_name}",
             retention_in_days=args.log_retention_days,
             opts=child,
         )
@@ -183,44 +154,28 @@ class Api(pulumi.ComponentResource):
         self.url = self.stage.invoke_url
         self.register_outputs({"url": self.url, "rest_api_id": self.rest_api.id})
 
-    def _resources(self, name: str) -> dict[str, pulumi.Input[str]]:
-        """One API Gateway resource per path segment of the routes; returns path -> resource id."""
-        ids: dict[str, pulumi.Input[str]] = {"": self.rest_api.root_resource_id}
-        for _, path in ROUTES:
-            segments = path.strip("/").split("/")
-            for depth in range(1, len(segments) + 1):
-                prefix = "/" + "/".join(segments[:depth])
-                if prefix in ids:
-                    continue
-                parent = "/" + "/".join(segments[: depth - 1]) if depth > 1 else ""
-                ids[prefix] = aws.apigateway.Resource(
-                    f"{name}-resource-{route_slug(prefix)}",
-                    rest_api=self.rest_api.id,
-                    parent_id=ids[parent],
-                    path_part=segments[depth - 1],
-                    opts=pulumi.ResourceOptions(parent=self),
-                ).id
-        return ids
-
     def _account(self, name: str) -> aws.apigateway.Account:
-        """The region-wide role API Gateway writes CloudWatch logs with (one per account and region)."""
+        """The region-wide role API Gateway writes CloudWatch logs with (one per account and region).
+
+        All three are retained on delete: the setting is the region's, not this stack's, and since
+        provider v6 deleting the Account resets the region's role. Destroying this stack must not
+        take access logs away from every other API in the region, so the setting, the role it
+        names and the role's policy stay behind.
+        """
+        retained = pulumi.ResourceOptions(parent=self, retain_on_delete=True)
         role = aws.iam.Role(
             f"{name}-cloudwatch-role",
             assume_role_policy=json.dumps(policies.api_gateway_trust_policy()),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=retained,
         )
         logging = aws.iam.RolePolicy(
             f"{name}-cloudwatch-policy",
             role=role.id,
             policy=json.dumps(policies.api_gateway_logging_policy()),
-            opts=pulumi.ResourceOptions(parent=self),
+            opts=retained,
         )
         return aws.apigateway.Account(
             f"{name}-account",
             cloudwatch_role_arn=role.arn,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[logging]),
+            opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, depends_on=[logging]),
         )
-
-
-def _fingerprint(value: object) -> str:
-    return hashlib.sha256(json.dumps(value, sort_keys=True).encode()).hexdigest()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import pulumi
 import pytest
 
+from blueprint import openapi
 from blueprint.policies import TENANT_TAG_VARIABLE
 from handlers.contract import (
     AUTHORIZER_HANDLER,
@@ -32,6 +34,7 @@ from tests.infra.harness import (
     INTEGRATION,
     METHOD,
     PERMISSION,
+    RESOURCE,
     REST_API,
     ROLE,
     ROLE_POLICY,
@@ -205,87 +208,123 @@ def test_at_most_three_resources_per_pooled_tenant_and_four_per_silo_tenant(
 # --- API, authorizer, functions ---------------------------------------------------------------------
 
 
-def test_rest_api_takes_keys_from_the_authorizer(run: ProgramRun) -> None:
-    rest_api = run.one(REST_API)
-    assert rest_api.inputs["apiKeySource"] == "AUTHORIZER"
-    assert rest_api.inputs["endpointConfiguration"] == {"types": "REGIONAL"}
+def document_of(run: ProgramRun) -> dict[str, Any]:
+    body: dict[str, Any] = json.loads(run.one(REST_API).inputs["body"])
+    return body
 
 
-def test_token_authorizer_on_the_authorization_header_calls_the_authorizer_function(run: ProgramRun) -> None:
-    authorizer = run.one(AUTHORIZER)
-    function = run.named("functions-authorizer")
-    assert authorizer.inputs["type"] == "TOKEN"
-    assert authorizer.inputs["identitySource"] == "method.request.header.Authorization"
-    assert authorizer.inputs["authorizerResultTtlInSeconds"] == 300
-    assert authorizer.inputs["authorizerUri"] == function.outputs["invokeArn"]
-    assert authorizer.inputs["restApi"] == run.one(REST_API).id
+def test_rest_api_is_defined_by_the_openapi_document_and_nothing_else(run: ProgramRun) -> None:
+    # GIVEN the program WHEN it declares the API THEN the RestApi carries the whole definition as its body
+    rest_api = run.one(REST_API).inputs
+    assert document_of(run) == openapi.rest_api_document(
+        title=f"{NAMING.prefix}-api",
+        authorizer_uri=run.named("functions-authorizer").outputs["invokeArn"],
+        tenant_api_uri=run.named("functions-tenant-api").outputs["invokeArn"],
+        authorizer_cache_ttl_seconds=300,
+    )
+    assert rest_api["name"] == f"{NAMING.prefix}-api"
+    # overwrite: a route the document no longer has is deleted, not merged back in
+    assert rest_api["putRestApiMode"] == "overwrite"
+    assert rest_api["failOnWarnings"] is True
+    assert rest_api["apiKeySource"] == document_of(run)["x-amazon-apigateway-api-key-source"] == "AUTHORIZER"
+    assert rest_api["endpointConfiguration"] == {"types": "REGIONAL"}
+    # AND no route, integration or authorizer is declared beside it (two definitions would diverge)
+    declared = {resource.type for resource in run.resources}
+    for type_token in (AUTHORIZER, INTEGRATION, METHOD, RESOURCE):
+        assert type_token not in declared
+
+
+def test_the_api_definition_serves_exactly_the_contracts_routes(run: ProgramRun) -> None:
+    assert openapi.routes_of(document_of(run)) == set(ROUTES)
+
+
+def test_every_route_runs_the_token_authorizer_requires_an_api_key_and_proxies_to_the_tenant_api(
+    run: ProgramRun,
+) -> None:
+    document = document_of(run)
+    authorizer = document["components"]["securitySchemes"][openapi.AUTHORIZER_NAME]
+    assert authorizer["name"] == "Authorization"
+    assert authorizer["in"] == "header"
+    assert authorizer["x-amazon-apigateway-authorizer"] == {
+        "type": "token",
+        "authorizerUri": run.named("functions-authorizer").outputs["invokeArn"],
+        "authorizerResultTtlInSeconds": 300,
+    }
+    tenant_api_uri = run.named("functions-tenant-api").outputs["invokeArn"]
+    for path_item in document["paths"].values():
+        for operation in path_item.values():
+            assert operation["security"] == [{openapi.AUTHORIZER_NAME: []}, {openapi.API_KEY_SCHEME: []}]
+            integration = operation["x-amazon-apigateway-integration"]
+            assert (integration["type"], integration["httpMethod"]) == ("aws_proxy", "POST")
+            assert integration["uri"] == tenant_api_uri
+            assert "requestParameters" not in integration, "tenant isolation mode is off by default"
 
 
 def test_authorizer_cache_ttl_comes_from_config(tier_file: Any) -> None:
     run = run_program(tier_file(), config={"authorizerCacheTtlSeconds": "0"})
-    assert run.one(AUTHORIZER).inputs["authorizerResultTtlInSeconds"] == 0
+    scheme = document_of(run)["components"]["securitySchemes"][openapi.AUTHORIZER_NAME]
+    assert scheme["x-amazon-apigateway-authorizer"]["authorizerResultTtlInSeconds"] == 0
 
 
-def test_every_route_is_custom_authorized_with_an_api_key_and_proxied_to_the_tenant_api(
-    run: ProgramRun,
-) -> None:
-    authorizer_id = run.one(AUTHORIZER).id
-    tenant_api = run.named("functions-tenant-api")
-    resources = {resource.id: resource for resource in run.of_type("aws:apigateway/resource:Resource")}
-    root_id = run.one(REST_API).outputs["rootResourceId"]
-
-    def path_of(resource_id: str) -> str:
-        if resource_id == root_id:
-            return ""
-        resource = resources[resource_id]
-        return f"{path_of(resource.inputs['parentId'])}/{resource.inputs['pathPart']}"
-
-    methods = run.of_type(METHOD)
-    assert {(method.inputs["httpMethod"], path_of(method.inputs["resourceId"])) for method in methods} == set(
-        ROUTES
-    )
-    for method in methods:
-        assert method.inputs["authorization"] == "CUSTOM"
-        assert method.inputs["authorizerId"] == authorizer_id
-        assert method.inputs["apiKeyRequired"] is True
-    integrations = run.of_type(INTEGRATION)
-    assert len(integrations) == len(ROUTES)
-    for integration in integrations:
-        assert integration.inputs["type"] == "AWS_PROXY"
-        assert integration.inputs["integrationHttpMethod"] == "POST"
-        assert integration.inputs["uri"] == tenant_api.outputs["invokeArn"]
-
-
-def test_lambda_permissions_are_scoped_to_this_api(run: ProgramRun) -> None:
+def test_one_lambda_permission_per_function_covers_every_route_of_this_api(tier_file: Any) -> None:
+    # GIVEN a stack on stage "prod" WHEN the program runs
+    run = run_program(tier_file(), config={"stageName": "prod"})
     execution_arn = run.one(REST_API).outputs["executionArn"]
-    permissions = run.of_type(PERMISSION)
-    authorizer_permission = run.named("api-authorizer-permission").inputs
-    assert authorizer_permission["function"] == run.named("functions-authorizer").inputs["name"]
-    assert authorizer_permission["principal"] == "apigateway.amazonaws.com"
-    assert authorizer_permission["sourceArn"] == f"{execution_arn}/authorizers/{run.one(AUTHORIZER).id}"
-    route_arns = {
-        permission.inputs["sourceArn"]
-        for permission in permissions
-        if permission.inputs["function"] == run.named("functions-tenant-api").inputs["name"]
-    }
-    assert route_arns == {
-        f"{execution_arn}/v1/{method}{path.replace('{id}', '*')}" for method, path in ROUTES
-    }
+    permissions = {permission.name: permission.inputs for permission in run.of_type(PERMISSION)}
+    # THEN there is exactly one permission per function, scoped to this API (and the tenant API's to
+    # this stage), so no route can be added without one or removed leaving one behind
+    assert set(permissions) == {"api-authorizer-permission", "api-tenant-api-permission"}
+    authorizer = permissions["api-authorizer-permission"]
+    tenant_api = permissions["api-tenant-api-permission"]
+    assert authorizer["function"] == run.named("functions-authorizer").inputs["name"]
+    assert authorizer["sourceArn"] == f"{execution_arn}/authorizers/*"
+    assert tenant_api["function"] == run.named("functions-tenant-api").inputs["name"]
+    assert tenant_api["sourceArn"] == f"{execution_arn}/prod/*/*"
+    for permission in permissions.values():
+        assert permission["principal"] == "apigateway.amazonaws.com"
+        assert permission["action"] == "lambda:InvokeFunction"
 
 
-def test_deployment_is_replaced_when_a_route_or_the_authorizer_changes(
+def test_a_route_added_to_the_contract_needs_no_resource_of_its_own(
+    tier_file: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN the contract with one more route WHEN the program runs
+    path = tier_file()
+    before = run_program(path)
+    monkeypatch.setattr(openapi, "ROUTES", (*ROUTES, ("GET", "/reports")))
+    after = run_program(path)
+    # THEN the same resources are declared (the route lives in the document, its permission already covers it)
+    assert sorted(resource.urn for resource in after.resources) == sorted(
+        resource.urn for resource in before.resources
+    )
+    assert ("GET", "/reports") in openapi.routes_of(document_of(after))
+
+
+def test_the_deployment_is_replaced_exactly_when_the_api_definition_changes(
     tier_file: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def trigger(run: ProgramRun) -> str:
         value: str = run.one(DEPLOYMENT).inputs["triggers"]["redeployment"]
+        assert value == hashlib.sha256(run.one(REST_API).inputs["body"].encode()).hexdigest()
         return value
 
     path = tier_file()
-    baseline = trigger(run_program(path))
+    baseline_run = run_program(path)
+    baseline = trigger(baseline_run)
     assert trigger(run_program(path)) == baseline, "an unchanged program must not redeploy"
     assert trigger(run_program(path, config={"authorizerCacheTtlSeconds": "60"})) != baseline
-    monkeypatch.setattr("infra.api.ROUTES", (*ROUTES, ("GET", "/reports")))
-    assert trigger(run_program(path)) != baseline
+    # GIVEN a route removed from the contract
+    remaining = tuple(route for route in ROUTES if route != ("DELETE", "/items/{id}"))
+    monkeypatch.setattr(openapi, "ROUTES", remaining)
+    removed = run_program(path)
+    # THEN it is gone from the API definition and the stage gets a new deployment of it
+    assert openapi.routes_of(document_of(removed)) == set(remaining)
+    assert trigger(removed) != baseline
+    # AND the deployment is taken after the RestApi has the new definition (it depends on it)
+    deployment = removed.one(DEPLOYMENT)
+    assert deployment.inputs["restApi"] == removed.one(REST_API).id
+    assert removed.one(REST_API).urn in deployment.dependencies
+    assert removed.named("api-tenant-api-permission").urn in deployment.dependencies
 
 
 def test_stage_writes_json_access_logs_with_tenant_request_and_status(run: ProgramRun) -> None:
@@ -309,6 +348,13 @@ def test_stage_writes_json_access_logs_with_tenant_request_and_status(run: Progr
     assert json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {
         "Service": "apigateway.amazonaws.com"
     }
+
+
+def test_api_gateway_account_settings_role_and_policy_survive_a_destroy(run: ProgramRun) -> None:
+    # The region's setting is shared by every stack in it: destroying this one must not reset it
+    # (the provider's delete does) nor delete the role it names or that role's logging policy.
+    for name in ("api-account", "api-cloudwatch-role", "api-cloudwatch-policy"):
+        assert run.named(name).retain_on_delete, name
 
 
 def test_api_gateway_account_settings_can_be_left_to_another_stack(tier_file: Any) -> None:
