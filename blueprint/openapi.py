@@ -80,7 +80,9 @@ def rest_api_document(
         if forward_tenant_id:
             integration["requestParameters"] = dict(TENANT_ID_MAPPING)
         operation: dict[str, Any] = {
-            "responses": {"default": {"description": "The tenant API's response, proxied as is"}},
+            # OpenAPI requires one response; with a Lambda proxy, API Gateway passes the function's
+            # status and body through whatever is declared here ("200", as API Gateway's exports write it).
+            "responses": {"200": {"description": "The tenant API's response, proxied as is (any status)"}},
             # API Gateway applies every scheme an operation lists (it does not read the list as
             # OpenAPI's "any one of"): the authorizer runs, and the method requires an API key.
             "security": [{AUTHORIZER_NAME: []}, {API_KEY_SCHEME: []}],

@@ -136,6 +136,35 @@ def test_a_route_removed_from_the_contract_is_gone_from_the_document(monkeypatch
     assert json.dumps(after, sort_keys=True) != json.dumps(before, sort_keys=True)
 
 
+# API Gateway's quotas for a REST API ("Quotas for configuring and running a REST API"): mocks and
+# moto accept any size, AWS refuses the import past these.
+MAX_DEFINITION_BYTES = 2 * 1024 * 1024  # PutRestApi: maximum size of the API definition file
+MAX_RESOURCES_PER_API = 300
+MAX_AUTHORIZERS_PER_API = 10
+LONGEST_INVOKE_ARN = f"{FUNCTIONS}/arn:aws:lambda:{REGION}:123456789012:function:{'f' * 64}/invocations"
+
+
+def test_the_contracts_api_is_within_api_gateways_quotas() -> None:
+    # GIVEN the longest invoke ARNs a function name allows and tenant isolation on (the biggest document)
+    definition = document(
+        authorizer_uri=LONGEST_INVOKE_ARN, tenant_api_uri=LONGEST_INVOKE_ARN, forward_tenant_id=True
+    )
+    # THEN PutRestApi takes it: under the definition size limit, the resource and authorizer quotas
+    assert len(json.dumps(definition).encode()) <= MAX_DEFINITION_BYTES
+    resources = {"/"} | {
+        "/" + "/".join(path.strip("/").split("/")[:depth])
+        for path in definition["paths"]
+        for depth in range(1, len(path.strip("/").split("/")) + 1)
+    }
+    assert len(resources) <= MAX_RESOURCES_PER_API
+    authorizers = [
+        scheme
+        for scheme in definition["components"]["securitySchemes"].values()
+        if openapi.EXTENSION_AUTHORIZER in scheme
+    ]
+    assert 1 <= len(authorizers) <= MAX_AUTHORIZERS_PER_API
+
+
 segments = st.from_regex(r"[a-z]{1,8}", fullmatch=True)
 templated = st.from_regex(r"\{[a-z]{1,8}\}", fullmatch=True)
 paths = st.lists(st.one_of(segments, templated), min_size=1, max_size=4).map(
