@@ -80,14 +80,15 @@ class Provisioned:
     registry_table: str
     pooled_table: str
     tenant_data_role_arn: str
+    tenant_api_role_arn: str
     tenants: dict[str, ProvisionedTenant]
 
 
 class AwsClients:
     """boto3 clients bound to one endpoint with dummy credentials, never to the environment's."""
 
-    def __init__(self, endpoint_url: str) -> None:
-        self._session = boto3.session.Session(region_name=REGION, **DUMMY_CREDENTIALS)
+    def __init__(self, endpoint_url: str, region: str = REGION) -> None:
+        self._session = boto3.session.Session(region_name=region, **DUMMY_CREDENTIALS)
         self._endpoint_url = endpoint_url
 
     def client(self, service: str) -> Any:
@@ -113,7 +114,7 @@ def provision(catalog: Catalog, naming: Naming, clients: AwsClients) -> Provisio
         if catalog.is_silo(tenant):
             _create_table(dynamodb, naming.silo_table(tenant.id), [DATA_PARTITION_KEY, DATA_SORT_KEY])
 
-    role_arn = _create_roles(clients.client("iam"), naming, pooled_arn)
+    api_role_arn, role_arn = _create_roles(clients.client("iam"), naming, pooled_arn)
     user_pool_id, app_client_id = _create_user_pool(clients.client("cognito-idp"), naming)
     api_keys = _api_keys(catalog)
 
@@ -135,6 +136,7 @@ def provision(catalog: Catalog, naming: Naming, clients: AwsClients) -> Provisio
         registry_table=naming.registry_table,
         pooled_table=naming.pooled_table,
         tenant_data_role_arn=role_arn,
+        tenant_api_role_arn=api_role_arn,
         tenants=tenants,
     )
 
@@ -152,8 +154,10 @@ def _create_table(dynamodb: Any, name: str, keys: Sequence[str]) -> str:
     return str(table["TableDescription"]["TableArn"])
 
 
-def _create_roles(iam: Any, naming: Naming, pooled_table_arn: str) -> str:
-    """The tenant API's role and the tenant data role it assumes, with the program's policy documents."""
+def _create_roles(iam: Any, naming: Naming, pooled_table_arn: str) -> tuple[str, str]:
+    """The tenant API's role and the tenant data role it assumes, with the program's policy documents.
+
+    Returns both ARNs (tenant API role, data role)."""
     data_role_name = f"{naming.prefix}-tenant-data"
     api_role_name = f"{naming.prefix}-tenant-api"
     account_id = pooled_table_arn.split(":")[4]
@@ -175,7 +179,7 @@ def _create_roles(iam: Any, naming: Naming, pooled_table_arn: str) -> str:
         PolicyName="tenant-own-items",
         PolicyDocument=json.dumps(tenant_data_policy(pooled_table_arn, naming.silo_table_prefix)),
     )
-    return data_role_arn
+    return str(api_role["Role"]["Arn"]), data_role_arn
 
 
 def _create_user_pool(cognito: Any, naming: Naming) -> tuple[str, str]:

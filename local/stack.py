@@ -21,8 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from moto.server import ThreadedMotoServer
-
 from blueprint.defaults import DEFAULT_AUTHORIZER_CACHE_TTL_SECONDS, MAX_AUTHORIZER_CACHE_TTL_SECONDS
 from handlers.contract import (
     AUTHORIZER_FUNCTION,
@@ -32,6 +30,7 @@ from handlers.contract import (
     TENANT_API_HANDLER,
     Env,
 )
+from local.emulator import Emulator
 from local.gateway import Gateway, GatewaySettings, LambdaHandler
 from local.limits import Clock, UsagePlans
 from local.provision import AwsClients, Provisioned, provision
@@ -108,7 +107,7 @@ class LocalStack:
     gateway: Gateway | None = None
     moto_endpoint: str = ""
     _server: GatewayServer | None = None
-    _moto: ThreadedMotoServer | None = None
+    _moto: Emulator | None = None
     _saved_environment: dict[str, str | None] = field(default_factory=dict)
 
     @property
@@ -132,8 +131,11 @@ class LocalStack:
         self.catalog = load_catalog(self.options.tiers_file)
         self._server = self._bind()
         try:
-            self._start_moto()
+            emulator = self._start_moto()
             self.provisioned = provision(self.catalog, NAMING, AwsClients(self.moto_endpoint))
+            emulator.enforcer.stack_credentials_act_as(
+                self.provisioned.tenant_api_role_arn, NAMING.function(TENANT_API_FUNCTION)
+            )
             self._set_environment(lambda_environment(self.provisioned, self.moto_endpoint))
             (authorizer_name, authorizer_entry), (tenant_api_name, tenant_api_entry) = FUNCTIONS
             self.gateway = Gateway(
@@ -170,13 +172,12 @@ class LocalStack:
                 ) from error
             raise StackError(f"cannot listen on {HOST}:{self.options.port}: {error.strerror}") from error
 
-    def _start_moto(self) -> None:
+    def _start_moto(self) -> Emulator:
         # werkzeug would log every emulator call to stderr.
         logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._moto = ThreadedMotoServer(ip_address=HOST, port=0, verbose=False)
-        self._moto.start()
-        host, port = self._moto.get_host_and_port()
-        self.moto_endpoint = f"http://{host}:{port}"
+        self._moto = Emulator(HOST)
+        self.moto_endpoint = self._moto.start()
+        return self._moto
 
     def _set_environment(self, values: Mapping[str, str]) -> None:
         for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", Env.SERVICE_NAME, *values):
@@ -241,7 +242,8 @@ class LocalStack:
             f"tenant-tiers local stack from {self.options.tiers_file}",
             f"  API            {self.api_url}  (routes: GET /tenant, POST /counter, GET /items, "
             "GET|PUT|DELETE /items/{id})",
-            f"  AWS emulator   {self.moto_endpoint}  (moto; region {REGION}, dummy credentials)",
+            f"  AWS emulator   {self.moto_endpoint}  (moto; region {REGION}, dummy credentials; "
+            "IAM enforced on tenant sessions)",
             f"  user pool      {p.user_pool_id}",
             f"  app client     {p.app_client_id}",
             f"  registry       {p.registry_table}",

@@ -1,4 +1,4 @@
-"""The tenant data role's IAM documents, judged by tests/handlers/iam_evaluator.py.
+"""The tenant data role's IAM documents, judged by the local stack's IAM evaluator (local/iam).
 
 moto enforces no IAM, so these tests are what shows that a session tagged with one tenant cannot touch
 another tenant's items, and that every call the tenant API really makes fits the policy.
@@ -19,15 +19,16 @@ from hypothesis import strategies as st
 
 from blueprint.policies import tenant_data_trust_policy
 from handlers.contract import DATA_PARTITION_KEY, TENANT_ID_MAX_LENGTH, TENANT_ID_PATTERN, TENANT_SESSION_TAG
-from tests.handlers.iam_evaluator import (
+from local.iam.dynamodb import dynamodb_requests
+from local.iam.policy import (
     Decision,
     Request,
     UnsupportedPolicyError,
     all_allowed,
-    dynamodb_requests,
     evaluate,
     is_allowed,
 )
+from local.iam.sts import AssumeRoleCall, assume_role_requests
 from tests.handlers.tenant_fixtures import (
     ACCOUNT,
     ACME,
@@ -75,7 +76,7 @@ def call(
         {"TableName": table, **shapes.get(operation, {}), **params},
         region=REGION,
         account=ACCOUNT,
-        partition_key=DATA_PARTITION_KEY,
+        partition_key_of=lambda table, index: DATA_PARTITION_KEY,
         principal_tags={} if session_tenant is None else {TENANT_SESSION_TAG: session_tenant},
     )
 
@@ -247,12 +248,8 @@ def test_any_two_tenants_are_kept_apart(caller: str, victim: str, suffix: str) -
 
 def assume_role(principal: str, tags: dict[str, str]) -> list[Request]:
     """AssumeRole with session tags needs sts:AssumeRole and, with any tag, sts:TagSession."""
-    context: dict[str, Any] = {f"aws:RequestTag/{key}": value for key, value in tags.items()}
-    if tags:
-        context["aws:TagKeys"] = sorted(tags)
     role = f"arn:aws:iam::{ACCOUNT}:role/{NAMING.prefix}-tenant-data"
-    actions = ["sts:AssumeRole", "sts:TagSession"] if tags else ["sts:AssumeRole"]
-    return [Request(action, role, context=context, principal=principal) for action in actions]
+    return assume_role_requests(AssumeRoleCall(role, "tenant-x", tags), principal=principal)
 
 
 def test_the_tenant_api_may_assume_the_data_role_with_exactly_the_tenant_tag() -> None:
@@ -363,7 +360,7 @@ def test_every_call_the_tenant_api_makes_is_allowed_for_its_tenant_only(
                 wire.body,
                 region=REGION,
                 account=ACCOUNT,
-                partition_key=DATA_PARTITION_KEY,
+                partition_key_of=lambda table, index: DATA_PARTITION_KEY,
                 principal_tags={TENANT_SESSION_TAG: tenant},
             )
 

@@ -1,11 +1,13 @@
-"""A small IAM policy evaluator, enough to judge the tenant data role's documents (moto enforces no IAM).
+"""A small IAM policy evaluator: enough to judge this project's documents, and honest about the rest.
 
-Covered, following the IAM policy evaluation logic for a single policy:
+Covered, following the IAM policy evaluation logic:
 
-- an explicit ``Deny`` wins over any ``Allow``; without a matching ``Allow`` the request is denied;
+- an explicit ``Deny`` in any policy wins over any ``Allow``; without a matching ``Allow`` the request is
+  denied (``evaluate_all`` combines several identity-based policies that way);
 - ``Action`` (case-insensitive) and ``Resource`` (case-sensitive) with ``*`` and ``?`` wildcards; a wildcard
   may span ``:`` and ``/`` (IAM's resource matching is no stricter than that for the ARNs used here);
-- ``Principal`` (``"*"``, ``{"AWS": ...}``, ``{"Service": ...}``) for trust policies;
+- ``Principal`` (``"*"``, ``{"AWS": ...}`` with role ARNs, account ids or ``arn:aws:iam::ACCOUNT:root``,
+  ``{"Service": ...}``) for trust policies;
 - policy variables ``${aws:PrincipalTag/key}`` and any ``${context:key}``, plus ``${*}``, ``${?}``,
   ``${$}``; a substituted value is literal (its ``*`` is not a wildcard) and a variable that cannot be
   resolved matches nothing;
@@ -13,26 +15,29 @@ Covered, following the IAM policy evaluation logic for a single policy:
   ``ForAllValues:StringEquals`` / ``ForAnyValue:StringEquals`` (``ForAllValues`` is true when the key is
   absent or empty, ``ForAnyValue`` false); operators AND together, keys AND together, values OR together.
 
-Anything else (``NotAction``, ``NotResource``, another operator) raises ``UnsupportedPolicyError`` rather
-than being guessed at, so a policy change the evaluator does not understand fails the tests loudly.
-
-``dynamodb_requests`` turns a DynamoDB API call (its parameters, which are also its JSON wire body) into
-the authorization requests AWS evaluates for it, with ``dynamodb:LeadingKeys`` as AWS computes it.
+Anything else (``NotAction``, ``NotResource``, another operator, a condition on a key the request's mapper
+did not compute) raises ``UnsupportedPolicyError`` rather than being guessed at: the tests fail loudly and
+the local stack refuses the call, saying why.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
 ContextValue = str | Sequence[str]
+PolicyDocument = Mapping[str, Any]
+
+_PRINCIPAL_TAG_PREFIX = "aws:principaltag/"
+_ACCOUNT_ROOT_RE = re.compile(r"(?:arn:aws:iam::)?(\d{12})(?::root)?")
+_ARN_ACCOUNT_RE = re.compile(r"arn:aws:(?:iam|sts)::(\d{12}):")
 
 
 class UnsupportedPolicyError(ValueError):
-    """The policy uses an element or operator this evaluator does not implement."""
+    """The policy or the request uses something this evaluator does not implement."""
 
 
 class Decision(StrEnum):
@@ -43,28 +48,38 @@ class Decision(StrEnum):
 
 @dataclass(frozen=True)
 class Request:
-    """One authorization request: who asks for which action on which resource, with which context."""
+    """One authorization request: who asks for which action on which resource, with which context.
+
+    ``known_keys``: when given, the condition keys (lower case; a trailing ``*`` matches any suffix) the
+    request's mapper computes, present in ``context`` or deliberately absent. A condition on any other key
+    (not a principal tag either) raises ``UnsupportedPolicyError``: its absence here may be no absence on
+    AWS. ``None`` means the context is complete (hand-written requests in tests).
+    """
 
     action: str
     resource: str
     principal_tags: Mapping[str, str] = field(default_factory=dict)
     context: Mapping[str, ContextValue] = field(default_factory=dict)
     principal: str | None = None
+    known_keys: frozenset[str] | None = None
 
     def value(self, key: str) -> ContextValue | None:
         """A condition key's value (keys are case-insensitive), principal tags included."""
         wanted = key.lower()
-        tag_prefix = "aws:principaltag/"
-        if wanted.startswith(tag_prefix):
-            tag = key[len(tag_prefix) :]
-            return self.principal_tags.get(tag)
+        if wanted.startswith(_PRINCIPAL_TAG_PREFIX):
+            return self.principal_tags.get(key[len(_PRINCIPAL_TAG_PREFIX) :])
         for name, value in self.context.items():
             if name.lower() == wanted:
                 return value
+        if self.known_keys is not None and not any(
+            wanted == known or (known.endswith("*") and wanted.startswith(known[:-1]))
+            for known in self.known_keys
+        ):
+            raise UnsupportedPolicyError(f"condition key {key} is not computed for {self.action} requests")
         return None
 
 
-def evaluate(policy: Mapping[str, Any], request: Request) -> Decision:
+def evaluate(policy: PolicyDocument, request: Request) -> Decision:
     decision = Decision.IMPLICIT_DENY
     for statement in _statements(policy):
         if not _applies(statement, request):
@@ -79,16 +94,24 @@ def evaluate(policy: Mapping[str, Any], request: Request) -> Decision:
     return decision
 
 
-def is_allowed(policy: Mapping[str, Any], request: Request) -> bool:
+def evaluate_all(policies: Iterable[PolicyDocument], request: Request) -> Decision:
+    """Several policies of one principal: an explicit deny in any wins, else an allow in any allows."""
+    decisions = {evaluate(policy, request) for policy in policies}
+    if Decision.EXPLICIT_DENY in decisions:
+        return Decision.EXPLICIT_DENY
+    return Decision.ALLOW if Decision.ALLOW in decisions else Decision.IMPLICIT_DENY
+
+
+def is_allowed(policy: PolicyDocument, request: Request) -> bool:
     return evaluate(policy, request) is Decision.ALLOW
 
 
-def all_allowed(policy: Mapping[str, Any], requests: Sequence[Request]) -> bool:
+def all_allowed(policy: PolicyDocument, requests: Sequence[Request]) -> bool:
     """True when every request is allowed (an API call needing several authorizations)."""
     return bool(requests) and all(is_allowed(policy, request) for request in requests)
 
 
-def _statements(policy: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+def _statements(policy: PolicyDocument) -> list[Mapping[str, Any]]:
     statements = policy.get("Statement", [])
     return [statements] if isinstance(statements, Mapping) else list(statements)
 
@@ -118,8 +141,20 @@ def _principal_matches(principal: Any, caller: str | None) -> bool:
         return True
     if not isinstance(principal, Mapping):
         raise UnsupportedPolicyError(f"principal {principal!r} is not '*' or a mapping")
+    unsupported = set(principal) - {"AWS", "Service"}
+    if unsupported:
+        raise UnsupportedPolicyError(f"principal kind {', '.join(sorted(unsupported))} is not supported")
     names = [name for kind in ("AWS", "Service") for name in _as_list(principal.get(kind, []))]
-    return caller is not None and any(name in ("*", caller) for name in names)
+    return caller is not None and any(_names_caller(name, caller) for name in names)
+
+
+def _names_caller(name: str, caller: str) -> bool:
+    if name in ("*", caller):
+        return True
+    # An account (its id or its root ARN) stands for every principal of that account.
+    account = _ACCOUNT_ROOT_RE.fullmatch(name)
+    caller_account = _ARN_ACCOUNT_RE.match(caller)
+    return account is not None and caller_account is not None and account.group(1) == caller_account.group(1)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -209,7 +244,7 @@ def _condition_holds(operator: str, key: str, policy_values: list[Any], request:
     return bool(request_values) and any(match_one(value) for value in request_values)
 
 
-def _value_matcher(operator: str, policy_values: list[Any], request: Request) -> Any:
+def _value_matcher(operator: str, policy_values: list[Any], request: Request) -> Callable[[str], bool]:
     if operator == "StringEquals":
         literals = [_substituted_literal(str(value), request) for value in policy_values]
         return lambda value: any(literal is not None and value == literal for literal in literals)
@@ -220,97 +255,3 @@ def _value_matcher(operator: str, policy_values: list[Any], request: Request) ->
             for pattern in patterns
         )
     raise UnsupportedPolicyError(f"condition operator {operator!r} is not supported")
-
-
-# ---------------------------------------------------------------------------------------------------------
-# DynamoDB calls as authorization requests
-
-_KEY_EQUALITY_RES = (
-    re.compile(r"(?P<name>#?[A-Za-z0-9_]+)\s*=\s*(?P<value>:[A-Za-z0-9_]+)"),
-    re.compile(r"(?P<value>:[A-Za-z0-9_]+)\s*=\s*(?P<name>#?[A-Za-z0-9_]+)"),
-)
-_ITEM_KEY_PARAMETER = {"GetItem": "Key", "DeleteItem": "Key", "UpdateItem": "Key", "PutItem": "Item"}
-_PARTIQL_ACTIONS = {
-    "SELECT": "PartiQLSelect",
-    "INSERT": "PartiQLInsert",
-    "UPDATE": "PartiQLUpdate",
-    "DELETE": "PartiQLDelete",
-}
-
-
-def table_arn(region: str, account: str, table: str) -> str:
-    return f"arn:aws:dynamodb:{region}:{account}:table/{table}"
-
-
-def dynamodb_requests(
-    operation: str,
-    params: Mapping[str, Any],
-    *,
-    region: str,
-    account: str,
-    partition_key: str,
-    principal_tags: Mapping[str, str],
-) -> list[Request]:
-    """The authorization requests of one DynamoDB call; all of them must be allowed for it to succeed."""
-
-    def request(action: str, table: str, leading_keys: list[str] | None) -> Request:
-        context: dict[str, ContextValue] = {}
-        if leading_keys is not None:
-            context["dynamodb:LeadingKeys"] = leading_keys
-        return Request(
-            action=f"dynamodb:{action}",
-            resource=table_arn(region, account, table),
-            principal_tags=principal_tags,
-            context=context,
-        )
-
-    if operation in _ITEM_KEY_PARAMETER:
-        key = params[_ITEM_KEY_PARAMETER[operation]]
-        return [request(operation, params["TableName"], [_string_value(key[partition_key])])]
-    if operation == "Query":
-        return [request("Query", params["TableName"], [_query_leading_key(params, partition_key)])]
-    if operation == "Scan":
-        return [request("Scan", params["TableName"], None)]
-    if operation in ("BatchGetItem", "BatchWriteItem"):
-        requests = []
-        for table, work in params["RequestItems"].items():
-            keys = (
-                work["Keys"] if operation == "BatchGetItem" else [_write_request_key(entry) for entry in work]
-            )
-            requests.append(
-                request(operation, table, sorted({_string_value(k[partition_key]) for k in keys}))
-            )
-        return requests
-    if operation == "ExecuteStatement":
-        statement = params["Statement"].strip()
-        verb = statement.split(None, 1)[0].upper()
-        table_match = re.search(r'(?:FROM|INTO|UPDATE)\s+"([^"]+)"', statement, re.IGNORECASE)
-        if verb not in _PARTIQL_ACTIONS or table_match is None:
-            raise UnsupportedPolicyError(f"PartiQL statement {statement!r} is not understood")
-        return [request(_PARTIQL_ACTIONS[verb], table_match.group(1), None)]
-    raise UnsupportedPolicyError(f"DynamoDB operation {operation} is not mapped to IAM requests")
-
-
-def _write_request_key(entry: Mapping[str, Any]) -> Mapping[str, Any]:
-    """The key of a BatchWriteItem entry: {"PutRequest": {"Item": ...}} or {"DeleteRequest": {"Key": ...}}."""
-    if "PutRequest" in entry:
-        item: Mapping[str, Any] = entry["PutRequest"]["Item"]
-        return item
-    key: Mapping[str, Any] = entry["DeleteRequest"]["Key"]
-    return key
-
-
-def _string_value(attribute: Mapping[str, Any]) -> str:
-    (value,) = attribute.values()
-    return str(value)
-
-
-def _query_leading_key(params: Mapping[str, Any], partition_key: str) -> str:
-    names = params.get("ExpressionAttributeNames", {})
-    values = params.get("ExpressionAttributeValues", {})
-    for pattern in _KEY_EQUALITY_RES:
-        for match in pattern.finditer(params["KeyConditionExpression"]):
-            name = match.group("name")
-            if names.get(name, name) == partition_key:
-                return _string_value(values[match.group("value")])
-    raise UnsupportedPolicyError("the query's key condition has no equality on the partition key")
