@@ -91,6 +91,10 @@ class AwsClients:
         self._session = boto3.session.Session(region_name=region, **DUMMY_CREDENTIALS)
         self._endpoint_url = endpoint_url
 
+    @property
+    def session(self) -> Any:
+        return self._session
+
     def client(self, service: str) -> Any:
         return self._session.client(service, endpoint_url=self._endpoint_url)
 
