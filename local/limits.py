@@ -4,23 +4,20 @@ API Gateway meters by the key value the authorizer returns as
 ``usageIdentifierKey``; each tenant has its own key, limited by its tier's
 plan. The limits come from the tier catalog only.
 
-Quota periods are UTC calendar periods. ``offset`` is the day a period starts:
-DAY periods start at 00:00 UTC (offset has no meaning there and is ignored);
-WEEK periods start at 00:00 UTC on weekday ``offset`` (0 = Sunday, 1 = Monday,
-... 6 = Saturday); MONTH periods start at 00:00 UTC on day ``offset + 1`` of the
-month (a start day past the end of a short month falls on its last day).
+Quota periods are UTC calendar periods (``tiers.quota``). Admitted requests are
+also counted per key and UTC day, which is what API Gateway's GetUsage reports.
 """
 
 from __future__ import annotations
 
-import calendar
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
 from enum import Enum
 
-from tiers.model import Catalog, Quota, QuotaPeriod, Throttle
+from tiers.model import Catalog, Quota, Throttle
+from tiers.quota import quota_period
 
 Clock = Callable[[], float]
 """Seconds since the epoch (``time.time``); injectable so tests need not sleep."""
@@ -55,32 +52,6 @@ class TokenBucket:
             self.tokens = max(0.0, self.tokens - 1.0)
             return True
         return False
-
-
-def quota_period(quota: Quota, now: datetime) -> tuple[datetime, datetime]:
-    """The UTC calendar period [start, end) of ``quota`` that contains ``now``."""
-    now = now.astimezone(UTC)
-    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    if quota.period is QuotaPeriod.DAY:
-        return midnight, midnight + timedelta(days=1)
-    if quota.period is QuotaPeriod.WEEK:
-        days_since_sunday = (now.weekday() + 1) % 7
-        start = midnight - timedelta(days=(days_since_sunday - quota.offset) % 7)
-        return start, start + timedelta(days=7)
-    this_month = _month_start(now.year, now.month, quota.offset)
-    if this_month <= now:
-        return this_month, _month_start(*_shift_month(now.year, now.month, 1), quota.offset)
-    return _month_start(*_shift_month(now.year, now.month, -1), quota.offset), this_month
-
-
-def _month_start(year: int, month: int, offset: int) -> datetime:
-    day = min(offset + 1, calendar.monthrange(year, month)[1])
-    return datetime(year, month, day, tzinfo=UTC)
-
-
-def _shift_month(year: int, month: int, delta: int) -> tuple[int, int]:
-    index = year * 12 + (month - 1) + delta
-    return index // 12, index % 12 + 1
 
 
 @dataclass
@@ -174,6 +145,15 @@ class _KeyState:
     key: PlanKey
     bucket: TokenBucket
     counter: QuotaCounter
+    daily: dict[date, int] = field(default_factory=dict)
+    """Admitted requests per UTC day, kept for GetUsage's (used, remaining) per day."""
+
+    def day_usage(self, day: date) -> tuple[int, int]:
+        """(used on ``day``, quota remaining at the end of ``day`` in the period containing it)."""
+        period_start, _ = quota_period(self.key.quota, datetime.combine(day, time(), UTC))
+        first = period_start.date()
+        used_in_period = sum(count for when, count in self.daily.items() if first <= when <= day)
+        return self.daily.get(day, 0), max(0, self.key.quota.limit - used_in_period)
 
 
 class UsagePlans:
@@ -214,8 +194,11 @@ class UsagePlans:
         with self._lock:
             if not state.bucket.take(now):
                 return Admission.THROTTLED, state.key
-            if not state.counter.take(datetime.fromtimestamp(now, UTC)):
+            moment = datetime.fromtimestamp(now, UTC)
+            if not state.counter.take(moment):
                 return Admission.QUOTA_EXCEEDED, state.key
+            day = moment.date()
+            state.daily[day] = state.daily.get(day, 0) + 1
         return Admission.ADMITTED, state.key
 
     def usage(self) -> list[KeyUsage]:
@@ -240,3 +223,26 @@ class UsagePlans:
                     )
                 )
         return report
+
+    def keys_of(self, tier: str) -> list[PlanKey]:
+        """The keys in ``tier``'s usage plan, ordered by key id."""
+        return sorted((state.key for state in self._states.values() if state.key.tier == tier), key=_key_id)
+
+    def daily_usage(self, key_ids: Sequence[str], start: date, end: date) -> dict[str, list[list[int]]]:
+        """Per key id: ``[used, remaining]`` for each UTC day from ``start`` to ``end`` inclusive.
+
+        ``remaining`` is what the key's quota had left at the end of that day, in the period that
+        contains the day; days without requests read ``[0, remaining]``, as API Gateway's GetUsage does.
+        """
+        days = [start + timedelta(days=index) for index in range((end - start).days + 1)]
+        by_id = {state.key.key_id: state for state in self._states.values()}
+        with self._lock:
+            return {
+                key_id: [list(by_id[key_id].day_usage(day)) for day in days]
+                for key_id in key_ids
+                if key_id in by_id
+            }
+
+
+def _key_id(key: PlanKey) -> str:
+    return key.key_id

@@ -1,10 +1,13 @@
 """The HTTP front of the local stack: the gateway on every path but the reserved ``/_local/`` ones.
 
 Deviation from API Gateway: ``GET /_local/stack`` (where the stack's pieces are
-and the demo users' sign-in details, for ``python -m local token``) and
-``GET /_local/usage`` (per-tenant usage, for ``python -m local usage``) are
-answered by the local stack itself. No tenant route can collide with them: the
-prefix is checked against ``handlers.contract.ROUTES`` at import.
+and the demo users' sign-in details, for ``python -m local token``),
+``GET /_local/usage`` (per-tenant usage, for ``python -m local usage``),
+``GET /_local/outputs`` (the stack outputs the Pulumi program would export) and
+``/_local/apigateway/...`` (API Gateway's GetUsagePlan and GetUsage, for
+``python -m tiers usage --local-port``) are answered by the local stack itself.
+No tenant route can collide with them: the prefix is checked against
+``handlers.contract.ROUTES`` at import.
 """
 
 from __future__ import annotations
@@ -24,11 +27,15 @@ from local.gateway import Gateway, Request, Response
 RESERVED_PREFIX = "/_local/"
 STACK_PATH = f"{RESERVED_PREFIX}stack"
 USAGE_PATH = f"{RESERVED_PREFIX}usage"
+OUTPUTS_PATH = f"{RESERVED_PREFIX}outputs"
+MANAGEMENT_PREFIX = f"{RESERVED_PREFIX}apigateway"
 
 if any(resource.startswith(RESERVED_PREFIX) for _, resource in ROUTES):
     raise RuntimeError(f"a tenant route starts with the local stack's reserved prefix {RESERVED_PREFIX}")
 
 ReservedRoutes = Mapping[str, Callable[[], Any]]
+ManagementHandler = Callable[[str, str], Response]
+"""(method, request target) -> response, for paths under MANAGEMENT_PREFIX."""
 
 MAX_CHUNK_LINE = 1024
 
@@ -43,6 +50,7 @@ class GatewayServer(ThreadingHTTPServer):
         super().__init__(address, _RequestHandler)
         self.gateway = gateway
         self.reserved: ReservedRoutes = {}
+        self.management: ManagementHandler | None = None
         self.access_log = access_log
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
@@ -52,9 +60,12 @@ class GatewayServer(ThreadingHTTPServer):
     def port(self) -> int:
         return int(self.server_address[1])
 
-    def start(self, gateway: Gateway, reserved: ReservedRoutes) -> None:
+    def start(
+        self, gateway: Gateway, reserved: ReservedRoutes, management: ManagementHandler | None = None
+    ) -> None:
         self.gateway = gateway
         self.reserved = reserved
+        self.management = management
         self._serving = threading.Thread(target=self.serve_forever, name="local-gateway", daemon=True)
         self._serving.start()
 
@@ -100,6 +111,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.close_connection = True
             return
         path = urlsplit(self.path).path
+        if path.startswith(MANAGEMENT_PREFIX + "/") and self.server.management is not None:
+            self._write(self.server.management(self.command, self.path))
+            return
         if path.startswith(RESERVED_PREFIX):
             self._write(self._reserved(path))
             return

@@ -33,8 +33,9 @@ from handlers.contract import (
 from local.emulator import Emulator
 from local.gateway import Gateway, GatewaySettings, LambdaHandler
 from local.limits import Clock, UsagePlans
+from local.management import ManagementApi
 from local.provision import AwsClients, Provisioned, provision
-from local.server import STACK_PATH, USAGE_PATH, GatewayServer
+from local.server import OUTPUTS_PATH, STACK_PATH, USAGE_PATH, GatewayServer
 from local.settings import (
     DEFAULT_PORT,
     DEFAULT_TIERS_FILE,
@@ -105,6 +106,7 @@ class LocalStack:
     catalog: Catalog | None = None
     provisioned: Provisioned | None = None
     gateway: Gateway | None = None
+    management: ManagementApi | None = None
     moto_endpoint: str = ""
     _server: GatewayServer | None = None
     _moto: Emulator | None = None
@@ -156,7 +158,10 @@ class LocalStack:
                 ),
                 clock=self.options.clock,
             )
-            self._server.start(self.gateway, self.reserved_routes())
+            self.management = ManagementApi.from_catalog(
+                self.catalog, NAMING, self.gateway.plans, self.options.clock
+            )
+            self._server.start(self.gateway, self.reserved_routes(), self.management.handle)
         except BaseException:
             self.stop()
             raise
@@ -201,7 +206,7 @@ class LocalStack:
         self._saved_environment.clear()
 
     def reserved_routes(self) -> dict[str, Callable[[], Any]]:
-        return {STACK_PATH: self.describe, USAGE_PATH: self.usage}
+        return {STACK_PATH: self.describe, USAGE_PATH: self.usage, OUTPUTS_PATH: self.outputs}
 
     def describe(self) -> dict[str, Any]:
         """Where everything is, and the demo users' sign-in details (for `python -m local token`)."""
@@ -223,6 +228,22 @@ class LocalStack:
                     "suspended": p.tenant.suspended,
                     "demo_user": {"username": p.demo_user.username, "password": p.demo_user.password},
                 }
+                for tenant_id, p in self.provisioned.tenants.items()
+            },
+        }
+
+    def outputs(self) -> dict[str, Any]:
+        """The stack outputs the Pulumi program exports, with this stack's values (`pulumi stack output`)."""
+        assert self.provisioned is not None
+        assert self.management is not None
+        return {
+            "apiUrl": self.api_url,
+            "userPoolId": self.provisioned.user_pool_id,
+            "appClientId": self.provisioned.app_client_id,
+            "registryTable": self.provisioned.registry_table,
+            "plans": self.management.plan_ids(),
+            "tenants": {
+                tenant_id: {"apiKeyId": p.api_key.id, "table": p.table, "tier": p.tier.name}
                 for tenant_id, p in self.provisioned.tenants.items()
             },
         }

@@ -4,6 +4,7 @@
     python -m tiers users add TENANT EMAIL [--password P]
     python -m tiers users list [TENANT]
     python -m tiers users disable EMAIL
+    python -m tiers usage (--stack-outputs FILE | --local-port PORT) [--from DATE] [--to DATE] ...
 
 Exit codes: 0 done, 1 the tier file or AWS said no (the reason is printed),
 2 the command line itself is wrong (argparse's message).
@@ -20,6 +21,8 @@ from typing import Final
 
 from tiers.loader import CatalogError, load_catalog
 from tiers.model import Catalog, Isolation, Tier
+from tiers.table import text_table as _table
+from tiers.usage import add_usage_command
 from tiers.users import DEFAULT_REGION, UserError, add_user, cognito_client, disable_user, list_users
 
 DEFAULT_TIERS_FILE: Final = "tiers/dev.yaml"
@@ -111,13 +114,6 @@ def _client(args: argparse.Namespace) -> object:
     return cognito_client(region=args.region, endpoint_url=args.endpoint_url)
 
 
-def _table(rows: Sequence[Sequence[str]]) -> list[str]:
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    return [
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
-    ]
-
-
 def _throttle(tier: Tier) -> str:
     rate = tier.throttle.rate
     return f"{int(rate) if rate.is_integer() else rate}/s burst {tier.throttle.burst}"
@@ -176,4 +172,6 @@ def _parser() -> argparse.ArgumentParser:
     disable = user_commands.add_parser("disable", parents=[aws], help="disable a user (sign-in refused)")
     disable.add_argument("email", metavar="EMAIL")
     disable.set_defaults(command=_users_disable)
+
+    add_usage_command(commands)
     return parser
