@@ -109,6 +109,15 @@ AUTHORIZER_FUNCTION: Final = "authorizer"
 TENANT_API_FUNCTION: Final = "tenant-api"
 METRICS_NAMESPACE: Final = "TenantTiers"
 
+
+class MetricDimension:
+    """Dimensions of the tenant API's metrics and of the access log's metric filters: bounded by
+    tiers x routes. Tenant ids are never a dimension (each value would be a billed custom metric)."""
+
+    TIER: Final = "tier"
+    ROUTE: Final = "route"
+
+
 # Lambda entry points inside the bundle.
 AUTHORIZER_HANDLER: Final = "handlers.authorizer.lambda_handler"
 TENANT_API_HANDLER: Final = "handlers.tenant_api.lambda_handler"

@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from handlers import tenant_api
-from handlers.contract import DATA_PARTITION_KEY, DATA_SORT_KEY, ContextKey, Env
+from handlers.contract import DATA_PARTITION_KEY, DATA_SORT_KEY, ROUTES, ContextKey, Env
 from tests.handlers.tenant_fixtures import (
     ACME,
     ACME_CORP,
@@ -562,7 +562,7 @@ def test_every_log_line_names_tenant_tier_and_request_and_never_the_body(
     assert "testing" not in output
 
 
-def test_each_request_emits_per_tenant_request_and_error_counts(
+def test_each_request_emits_request_and_error_counts_by_tier_and_route(
     api: TenantApi, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # GIVEN one good request by acme and one failing request by globex
@@ -574,11 +574,47 @@ def test_each_request_emits_per_tenant_request_and_error_counts(
     # WHEN the EMF records are read
     records = metric_records(capsys.readouterr().out)
 
-    # THEN each request has one record, dimensioned by tenant, counting the request and any error
-    assert [(r["tenant_id"], r["Requests"], r["Errors"]) for r in records] == [
-        ("acme", [1.0], [0.0]),
-        ("globex", [1.0], [1.0]),
+    # THEN each request has one record, dimensioned by tier and route, counting the request and any error
+    assert [(r["tier"], r["route"], r["Requests"], r["Errors"]) for r in records] == [
+        ("basic", "GET /tenant", [1.0], [0.0]),
+        ("premium", "POST /counter", [1.0], [1.0]),
     ]
     directive = records[0]["_aws"]["CloudWatchMetrics"][0]
     assert directive["Namespace"] == "TenantTiersTest"
-    assert ["tenant_id", "service"] in directive["Dimensions"]
+    assert directive["Dimensions"] == [["tier", "route", "service"]]
+    # AND the tenant id is a property of the record (searchable in Logs Insights), not a dimension
+    assert [r["tenant_id"] for r in records] == ["acme", "globex"]
+
+
+def test_metric_dimension_sets_are_bounded_by_tiers_times_routes_not_tenants(
+    api: TenantApi, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # GIVEN 1,000 tenants spread over three tiers
+    tiers = ("basic", "gold", "premium")
+    tenants = [TenantSpec(f"tenant-{number}", tier=tiers[number % 3]) for number in range(1000)]
+    # WHEN each sends GET /tenant and a request on a path outside the contract
+    for tenant in tenants:
+        assert api.send("get_tenant", tenant).status == 200
+        assert api.send("unknown_route", tenant).status == 404
+    # AND a few tenants of every tier call every other route
+    for tenant in tenants[:6]:
+        api.put(tenant, "item-1", '{"a": 1}')
+        api.get(tenant, "item-1")
+        api.list_page(tenant)
+        api.count(tenant)
+        api.delete(tenant, "item-1")
+    records = metric_records(capsys.readouterr().out)
+    assert len(records) == 2 * 1000 + 5 * 6
+
+    # THEN every record has the same dimension names: tier, route (and powertools' service)
+    directives = {json.dumps(r["_aws"]["CloudWatchMetrics"][0]["Dimensions"]) for r in records}
+    assert directives == {json.dumps([["tier", "route", "service"]])}
+    # AND the distinct dimension sets number at most tiers x (routes + "other"), whatever the tenants
+    dimension_sets = {(r["tier"], r["route"], r["service"]) for r in records}
+    assert len(dimension_sets) <= len(tiers) * (len(ROUTES) + 1)
+    assert {route for _, route, _ in dimension_sets} == {f"{m} {p}" for m, p in ROUTES} | {"other"}
+    # AND no tenant id is ever a dimension value; each is still on its records as a property
+    assert not {value for dimension_set in dimension_sets for value in dimension_set} & {
+        tenant.tenant_id for tenant in tenants
+    }
+    assert {r["tenant_id"] for r in records} == {tenant.tenant_id for tenant in tenants}

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from local.limits import Admission, ApiKey, QuotaCounter, TokenBucket, UsagePlans, quota_period
+from local.limits import Admission, ApiKey, QuotaCounter, TokenBucket, UsagePlans
 from tiers.model import Catalog, Isolation, Quota, QuotaPeriod, Tenant, Throttle, Tier
+from tiers.quota import quota_period
 
 
 class FakeClock:
