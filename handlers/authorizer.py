@@ -25,7 +25,6 @@ only when the registry is first read.
 
 from __future__ import annotations
 
-import functools
 import os
 import re
 import threading
@@ -43,16 +42,10 @@ from handlers.tenant_registry import DynamoDBGetItem, RegistryError, TenantRecor
 from handlers.token_verifier import CLOCK_SKEW_LEEWAY_SECONDS, TokenError, TokenVerifier
 
 if TYPE_CHECKING:
-    from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
-        APIGatewayAuthorizerResponse,
-    )
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
 MAX_AUTHORIZATION_HEADER_CHARS: Final = 8192
 """Checked before any parsing. API Gateway allows 10,240 bytes of headers; Cognito ID tokens are ~1-2 KB."""
-
-MAX_METHOD_ARN_CHARS: Final = 1600
-"""API Gateway's limit on method ARNs."""
 
 DECISION_CACHE_SIZE: Final = 4096
 """Decisions kept per container, keyed by the exact token string and the stage."""
@@ -62,8 +55,7 @@ UNAUTHORIZED: Final = "Unauthorized"
 
 _METHOD_ARN = re.compile(
     r"arn:(?P<partition>aws[a-z-]*):execute-api:(?P<region>[a-z0-9-]+):(?P<account>\d{12}):"
-    r"(?P<api_id>[A-Za-z0-9]+)/(?P<stage>[A-Za-z0-9_-]+)/.*",
-    re.DOTALL,
+    r"(?P<api_id>[A-Za-z0-9]+)/(?P<stage>[A-Za-z0-9_-]+)/",
 )
 
 logger = Logger()
@@ -128,12 +120,9 @@ class AuthorizerSettings:
         )
 
 
-class Stage(NamedTuple):
-    """The API stage a method ARN belongs to; the policy covers all of it.
-
-    A named tuple rather than a dataclass: it is part of the decision cache's and the policy
-    templates' keys, hashed several times per request, and a tuple hashes in C.
-    """
+@dataclass(frozen=True, slots=True)
+class Stage:
+    """The API stage a method ARN belongs to; the policy covers all of it."""
 
     partition: str
     region: str
@@ -155,10 +144,12 @@ def bearer_token(header: object) -> str:
 
 
 def parse_method_arn(method_arn: object) -> Stage:
-    """The stage of ``arn:PARTITION:execute-api:REGION:ACCOUNT:API_ID/STAGE/VERB/PATH``."""
-    if not isinstance(method_arn, str) or len(method_arn) > MAX_METHOD_ARN_CHARS:
-        raise InvalidMethodArnError
-    match = _METHOD_ARN.fullmatch(method_arn)
+    """The stage of ``arn:PARTITION:execute-api:REGION:ACCOUNT:API_ID/STAGE/VERB/PATH``.
+
+    Only the part up to the stage is read: the path is the caller's and its length is API Gateway's
+    business, so a valid token is never refused because of the path it calls.
+    """
+    match = _METHOD_ARN.match(method_arn) if isinstance(method_arn, str) else None
     if match is None:
         raise InvalidMethodArnError
     return Stage(
@@ -168,29 +159,6 @@ def parse_method_arn(method_arn: object) -> Stage:
         api_id=match["api_id"],
         name=match["stage"],
     )
-
-
-class _StageMemo:
-    """Stages by method ARN prefix (up to the stage): the paths vary, an API has a handful of stages."""
-
-    _MAX_STAGES: Final = 64
-
-    def __init__(self) -> None:
-        self._stages: dict[str, Stage] = {}
-
-    def stage_of(self, method_arn: object) -> Stage:
-        if not isinstance(method_arn, str) or len(method_arn) > MAX_METHOD_ARN_CHARS:
-            raise InvalidMethodArnError
-        api, _, rest = method_arn.partition("/")
-        stage_name, separator, _ = rest.partition("/")
-        prefix = f"{api}/{stage_name}"
-        stage = self._stages.get(prefix)
-        if stage is None or not separator:
-            stage = parse_method_arn(method_arn)
-            if len(self._stages) >= self._MAX_STAGES:
-                self._stages.clear()
-            self._stages[prefix] = stage
-        return stage
 
 
 def tenant_context(record: TenantRecord) -> dict[str, str]:
@@ -212,65 +180,39 @@ def _decimal_text(value: float) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
 
 
-def _own_response(principal_id: str, template: Mapping[str, Any]) -> dict[str, Any]:
-    """The response for ``principal_id``; its top level and ``context`` are the caller's own to change.
-
-    (A local gateway may, like API Gateway, add the principal to the context it passes on.) The
-    policy document is shared with the template: read-only.
-    """
-    response = {"principalId": principal_id, **template}
-    context = template.get("context")
-    if context is not None:
-        response["context"] = dict(context)
-    return response
-
-
-# Responses differ by principal only for a given stage and tenant record, so powertools builds
-# each policy once; the record is part of the key, so a changed registry item gets a new one.
-@functools.lru_cache(maxsize=1024)
-def _allow_template(stage: Stage, record: TenantRecord) -> dict[str, Any]:
-    response = _response(stage, context=tenant_context(record), key=record.api_key_value)
-    response.allow_all_routes()
-    return _without_principal(response.asdict())
-
-
-@functools.lru_cache(maxsize=64)
-def _deny_template(stage: Stage) -> dict[str, Any]:
-    response = _response(stage, context=None, key=None)
-    response.deny_all_routes()
-    return _without_principal(response.asdict())
-
-
-def _without_principal(response: dict[str, Any]) -> dict[str, Any]:
-    del response["principalId"]
-    return response
-
-
-def _response(
-    stage: Stage, *, context: dict[str, str] | None, key: str | None
-) -> APIGatewayAuthorizerResponse:
-    # Deferred: the data_classes package imports every event class (~25 ms); a policy is built
-    # once per stage and tenant, so only the first answer pays it.
+def build_response(stage: Stage, principal_id: str, record: TenantRecord | None) -> dict[str, Any]:
+    """Allow every route of the stage with the tenant's key and context, or Deny every route (no record)."""
+    # Deferred: the data_classes package imports every event class (~25 ms), paid on the first answer only.
     from aws_lambda_powertools.utilities.data_classes.api_gateway_authorizer_event import (
         APIGatewayAuthorizerResponse,
     )
 
-    return APIGatewayAuthorizerResponse(
-        principal_id="",
+    response = APIGatewayAuthorizerResponse(
+        principal_id=principal_id,
         region=stage.region,
         aws_account_id=stage.account_id,
         api_id=stage.api_id,
         stage=stage.name,
-        context=context,
-        usage_identifier_key=key,
+        context=None if record is None else tenant_context(record),
+        usage_identifier_key=None if record is None else record.api_key_value,
         partition=stage.partition,
     )
+    if record is None:
+        response.deny_all_routes()
+    else:
+        response.allow_all_routes()
+    return response.asdict()
+
+
+def _own_copy(response: Mapping[str, Any]) -> dict[str, Any]:
+    copied = dict(response)
+    if "context" in copied:
+        copied["context"] = dict(copied["context"])
+    return copied
 
 
 class _Decision(NamedTuple):
-    principal_id: str
-    template: dict[str, Any]
-    """The stage's (and tenant's) response without the principal: shared, read-only."""
+    response: dict[str, Any]
     token_expires_at: float
     """Wall-clock epoch seconds (the token's ``exp``)."""
     registry_expires_at: float
@@ -320,8 +262,8 @@ class DecisionCache:
 class Authorizer:
     """The authorizer with its caches; :meth:`handle` is what ``lambda_handler`` runs.
 
-    Each response is the caller's own at the top level and in ``context``; the policy
-    document inside is shared between responses and must be treated as read-only.
+    Each response's top level and ``context`` are the caller's own to change (a gateway may add the
+    principal to the context); the policy document inside is shared with the decision cache: read-only.
 
     Tests and benchmarks build one with explicit settings and in-memory dependencies::
 
@@ -344,7 +286,6 @@ class Authorizer:
         self._verifier = verifier
         self._registry = registry
         self._decisions = DecisionCache(decision_cache_size, clock=clock, wall_clock=wall_clock)
-        self._stages = _StageMemo()
 
     @classmethod
     def from_settings(
@@ -390,26 +331,24 @@ class Authorizer:
     def decide(self, event: Mapping[str, Any]) -> dict[str, Any]:
         """The Allow or Deny response for ``event``; raises a rejection carrying the failed check."""
         token = bearer_token(event.get("authorizationToken"))
-        stage = self._stages.stage_of(event.get("methodArn"))
+        stage = parse_method_arn(event.get("methodArn"))
         key = (token, stage)
         cached = self._decisions.get(key)
         if cached is not None:
-            return _own_response(cached.principal_id, cached.template)
+            return _own_copy(cached.response)
         identity = self._verifier.verify(token)
         lookup = self._registry.lookup(identity.tenant_id)
-        if lookup.record is None or lookup.record.suspended:
+        record = lookup.record
+        if record is None or record.suspended:
             logger.info(
                 "tenant denied",
-                reason="unknown_tenant" if lookup.record is None else "suspended_tenant",
+                reason="unknown_tenant" if record is None else "suspended_tenant",
                 tenant_id=identity.tenant_id,
             )
-            template = _deny_template(stage)
-        else:
-            template = _allow_template(stage, lookup.record)
-        self._decisions.put(
-            key, _Decision(identity.subject, template, identity.expires_at, lookup.expires_at)
-        )
-        return _own_response(identity.subject, template)
+            record = None
+        response = build_response(stage, identity.subject, record)
+        self._decisions.put(key, _Decision(response, identity.expires_at, lookup.expires_at))
+        return _own_copy(response)
 
 
 def _boto3_dynamodb_client() -> DynamoDBGetItem:

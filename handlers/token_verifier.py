@@ -11,15 +11,12 @@ the tenant claim is a valid tenant id.
 
 from __future__ import annotations
 
-import binascii
-import json
-from collections.abc import Mapping
-from typing import Any, Final, NamedTuple, Protocol, cast
+from typing import Any, Final, NamedTuple, Protocol
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt import exceptions as jwt_exceptions
-from jwt.types import SigOptions
+from jwt.types import Options
 
 from handlers.contract import TENANT_CLAIM, is_valid_tenant_id
 
@@ -30,22 +27,8 @@ CLOCK_SKEW_LEEWAY_SECONDS: Final = 5.0
 
 REQUIRED_CLAIMS: Final = ("exp", "iat", "iss", "aud", "token_use", "sub")
 
-_ALGORITHMS: Final = (ALGORITHM,)
-
-_MAX_VALID_TENANT_IDS: Final = 20_000
-"""Bound on the tenant ids remembered as valid (twice AWS's 10,000 API keys per region)."""
-
-_ALPHABET = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-# "+" and "/" become "!", which strict decoding rejects like every other byte outside the alphabet.
-_BASE64URL_TO_STANDARD: Final = bytes.maketrans(b"-_+/", b"+/!!")
-_PADDING: Final = (b"", b"", b"==", b"=")
-"""What a segment of length 0, 1, 2, 3 modulo 4 needs to be whole base64 (1 is invalid anyway)."""
-# Last characters whose unused low bits are zero, by segment length modulo 4:
-# 2 characters carry 8 bits (4 unused), 3 characters carry 16 bits (2 unused).
-_CANONICAL_LAST: Final = {
-    2: frozenset(_ALPHABET[index] for index in range(0, 64, 16)),
-    3: frozenset(_ALPHABET[index] for index in range(0, 64, 4)),
-}
+_ALGORITHMS: Final = [ALGORITHM]
+_OPTIONS: Final[Options] = {"require": list(REQUIRED_CLAIMS), "strict_aud": True}
 
 
 class KeySource(Protocol):
@@ -66,6 +49,12 @@ class MalformedTokenError(TokenError):
 
 class DisallowedAlgorithmError(TokenError):
     reason = "disallowed_algorithm"
+
+
+class InvalidHeaderError(TokenError):
+    """PyJWT refused a header parameter beyond parsing it: a ``kid`` that is not a string, a bad ``crit``."""
+
+    reason = "invalid_header"
 
 
 class MissingKidError(TokenError):
@@ -127,95 +116,8 @@ class VerifiedIdentity(NamedTuple):
     """The token's ``exp`` (epoch seconds)."""
 
 
-class _SegmentDecodingJWS(jwt.PyJWS):
-    """PyJWS with a faster segment decoder, same rules.
-
-    PyJWT 2.15 tests each character of each segment against the alphabet in a
-    Python generator, which costs more than the signature check for a
-    Cognito-sized token. This override keeps its rules exactly (at most two
-    ``=`` of padding on a 4-aligned segment, base64url alphabet, canonical
-    encoding: the unused bits of the last character are zero) with C-level
-    checks and one strict-mode ``binascii`` decode (which rejects any byte
-    outside the alphabet), and is checked against PyJWT's own in the tests.
-
-    All tokens signed with one key share one header segment, so the header PyJWT
-    decodes and parses is remembered by segment (at most :data:`_MAX_HEADERS`,
-    only headers PyJWT accepted, only of the ordinary non-detached form): a
-    known header then costs a dictionary lookup instead of a base64 and a JSON
-    decode. Payload and signature are decoded for every token, as PyJWT does.
-    """
-
-    _MAX_HEADERS: Final = 64
-
-    def __init__(self, options: SigOptions) -> None:
-        super().__init__(options=options)
-        self._headers: dict[bytes, dict[str, Any]] = {}
-
-    def _load(self, jwt: str | bytes) -> tuple[bytes, bytes, dict[str, Any], bytes]:
-        token = jwt.encode("utf-8") if isinstance(jwt, str) else jwt
-        try:
-            # Split exactly as PyJWS._load does, so a known header changes no outcome.
-            signing_input, crypto_segment = token.rsplit(b".", 1)
-            header_segment, payload_segment = signing_input.split(b".", 1)
-        except ValueError:
-            return super()._load(token)
-        header = self._headers.get(header_segment)
-        if header is None:
-            loaded = super()._load(token)
-            if loaded[2].get("b64", True) is not False:
-                if len(self._headers) >= self._MAX_HEADERS:
-                    self._headers.clear()
-                self._headers[header_segment] = dict(loaded[2])
-            return loaded
-        payload = self._decode_base64url_segment(payload_segment, "payload")
-        signature = self._decode_base64url_segment(crypto_segment, "crypto")
-        return payload, signing_input, dict(header), signature
-
-    @staticmethod
-    def _decode_base64url_segment(segment: bytes, name: str) -> bytes:
-        stripped = segment.rstrip(b"=")
-        padding = len(segment) - len(stripped)
-        remainder = len(stripped) % 4
-        if (
-            padding > 2
-            or (padding and len(segment) % 4 != 0)
-            or remainder == 1
-            or (remainder and stripped[-1] not in _CANONICAL_LAST[remainder])
-        ):
-            raise jwt.DecodeError(f"Invalid {name} padding")
-        try:
-            return binascii.a2b_base64(
-                stripped.translate(_BASE64URL_TO_STANDARD) + _PADDING[remainder], strict_mode=True
-            )
-        except binascii.Error as err:
-            raise jwt.DecodeError(f"Invalid {name} padding") from err
-
-
-class _Decoder(jwt.PyJWT):
-    def __init__(self) -> None:
-        # Options fixed at construction so decode() does not merge them on every call.
-        super().__init__(options={"require": list(REQUIRED_CLAIMS), "strict_aud": True})
-        self._jws = _SegmentDecodingJWS(options=self._get_sig_options())
-
-    def _decode_payload(self, decoded: dict[str, Any]) -> dict[str, Any]:
-        # json.loads(bytes) first guesses among UTF-8, -16 and -32 (json.detect_encoding) in Python;
-        # a payload starting with "{" and no NUL after it is UTF-8 to that guess, so decode it directly.
-        raw = decoded["payload"]
-        if raw[:1] != b"{" or raw[1:2] == b"\x00":
-            return super()._decode_payload(decoded)
-        try:
-            text = raw.decode("utf-8", "surrogatepass")
-        except UnicodeDecodeError:
-            return super()._decode_payload(decoded)  # PyJWT reports it as it always does
-        return super()._decode_payload({**decoded, "payload": text})
-
-
 class TokenVerifier:
-    """Verifies Cognito ID tokens of one user pool and app client.
-
-    Stateless apart from the key source and bounded memos of results that depend on their input
-    only (a header's ``kid``, a parsed header, tenant ids found valid).
-    """
+    """Verifies Cognito ID tokens of one user pool and app client; stateless apart from the key source."""
 
     def __init__(
         self,
@@ -231,16 +133,10 @@ class TokenVerifier:
         self._audience = audience
         self._keys = keys
         self._leeway = leeway
-        self._decoder = _Decoder()
-        self._key_ids = _KeyIdMemo()
-        # Tenant claims already found valid; they come from verified tokens only, so from the user pool.
-        self._valid_tenant_ids: set[str] = set()
 
     def verify(self, token: str) -> VerifiedIdentity:
         """The identity in ``token``; raises a :class:`TokenError` or the key source's error."""
-        header_end = token.find(".")
-        kid = self._key_ids.kid_of(token[:header_end] if header_end >= 0 else token)
-        claims = self._decode(token, self._keys.key_for(kid))
+        claims = self._decode(token, self._keys.key_for(_key_id(token)))
         if claims["token_use"] != "id":
             raise WrongTokenUseError
         subject = claims["sub"]
@@ -249,23 +145,17 @@ class TokenVerifier:
         tenant_id = claims.get(TENANT_CLAIM)
         if tenant_id in ("", None):
             raise MissingTenantClaimError
-        if not isinstance(tenant_id, str) or tenant_id not in self._valid_tenant_ids:
-            self._check_tenant_id(tenant_id)
-        return VerifiedIdentity(subject, tenant_id, int(claims["exp"]))
-
-    def _check_tenant_id(self, tenant_id: object) -> None:
         if not is_valid_tenant_id(tenant_id):
             raise InvalidTenantClaimError
-        if len(self._valid_tenant_ids) >= _MAX_VALID_TENANT_IDS:
-            self._valid_tenant_ids.clear()
-        self._valid_tenant_ids.add(cast(str, tenant_id))  # is_valid_tenant_id holds: a string
+        return VerifiedIdentity(subject, tenant_id, int(claims["exp"]))
 
     def _decode(self, token: str, key: RSAPublicKey) -> dict[str, Any]:
         try:
-            decoded = self._decoder.decode_complete(
+            decoded = jwt.decode_complete(
                 token,
                 key,
                 algorithms=_ALGORITHMS,
+                options=_OPTIONS,
                 issuer=self._issuer,
                 audience=self._audience,
                 leeway=self._leeway,
@@ -292,49 +182,26 @@ class TokenVerifier:
         return claims
 
 
-class _KeyIdMemo:
-    """The ``kid`` named by a JOSE header segment, remembered per segment.
+def _key_id(token: str) -> str:
+    """The ``kid`` of the token's JOSE header, read (unverified) only to pick the key.
 
-    All tokens signed with one key share one header segment, so reading the
-    header to pick the key costs a dictionary lookup. Only headers that pass
-    the checks are remembered, at most :data:`_MAX_HEADERS` of them; PyJWT
-    checks the whole header again during decoding.
+    PyJWT reads a header from the first segment alone, so it is handed that segment with empty payload
+    and signature segments: the payload is then decoded once, by the verifying ``decode_complete``.
     """
-
-    _MAX_HEADERS: Final = 64
-
-    def __init__(self) -> None:
-        self._kids: dict[str, str] = {}
-
-    def kid_of(self, header_segment: str) -> str:
-        kid = self._kids.get(header_segment)
-        if kid is None:
-            kid = _checked_kid(header_segment)
-            if len(self._kids) >= self._MAX_HEADERS:
-                self._kids.clear()
-            self._kids[header_segment] = kid
-        return kid
-
-
-def _checked_kid(header_segment: str) -> str:
-    header = _unverified_header(header_segment)
+    header_segment, separator, _ = token.partition(".")
+    if not separator:
+        raise MalformedTokenError
+    try:
+        header = jwt.get_unverified_header(f"{header_segment}..")
+    except jwt.DecodeError:
+        raise MalformedTokenError from None
+    except jwt.InvalidTokenError:
+        raise InvalidHeaderError from None
     if header.get("alg") != ALGORITHM:
         raise DisallowedAlgorithmError
     if "kid" not in header:
         raise MissingKidError
     kid = header["kid"]
-    if not isinstance(kid, str) or not kid:
+    if not kid:
         raise InvalidKidError
-    return kid
-
-
-def _unverified_header(header_segment: str) -> Mapping[str, Any]:
-    """The JOSE header, read only to pick the key."""
-    try:
-        segment = header_segment.encode("ascii")
-        header = json.loads(_SegmentDecodingJWS._decode_base64url_segment(segment, "header"))
-    except (jwt.DecodeError, ValueError, RecursionError):
-        raise MalformedTokenError from None
-    if not isinstance(header, dict):
-        raise MalformedTokenError
-    return header
+    return str(kid)

@@ -63,6 +63,23 @@ def test_malformed_method_arn_is_unauthorized_not_an_error(
         authorizer.decide(event)
 
 
+@pytest.mark.parametrize("path_length", [1_600, 10_000])
+def test_a_valid_token_is_allowed_whatever_the_length_of_its_path(
+    authorizer: Authorizer, signing_key: SigningKey, path_length: int
+) -> None:
+    # GIVEN a valid token calling a route whose method ARN carries a very long path
+    event = load_event("authorizer_item_route", bearer(signing_key.sign(id_token_claims())))
+    stage_arn = event["methodArn"].split("/PUT/")[0]
+    event["methodArn"] = f"{stage_arn}/PUT/items/{'x' * path_length}"
+
+    # WHEN the authorizer decides, first without and then with its decision cache
+    first, again = outcome(authorizer, event), outcome(authorizer, event)
+
+    # THEN it allows both times: only the stage part of the ARN matters, the path is API Gateway's concern
+    assert first[0] == ALLOW
+    assert again == first
+
+
 @pytest.mark.parametrize("event", [None, [], {"authorizationToken": 7}, {"methodArn": {"x": 1}}, "TOKEN"])
 def test_an_event_of_any_shape_gets_401_never_a_500(authorizer: Authorizer, event: Any) -> None:
     assert outcome(authorizer, event) == (UNAUTHORIZED, None)

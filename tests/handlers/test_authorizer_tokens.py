@@ -28,6 +28,7 @@ from handlers.token_verifier import (
     CLOCK_SKEW_LEEWAY_SECONDS,
     BadSignatureError,
     DisallowedAlgorithmError,
+    InvalidHeaderError,
     InvalidKidError,
     InvalidSubjectError,
     InvalidTenantClaimError,
@@ -219,9 +220,18 @@ CASES = [
         UNAUTHORIZED,
         UnknownKidError,
     ),
-    Case("kid is an int", with_header({"alg": "RS256", "kid": 1}), UNAUTHORIZED, InvalidKidError),
+    Case("kid is an int", with_header({"alg": "RS256", "kid": 1}), UNAUTHORIZED, InvalidHeaderError),
     Case(
-        "kid is a list", with_header({"alg": "RS256", "kid": ["pool-key-1"]}), UNAUTHORIZED, InvalidKidError
+        "kid is a list",
+        with_header({"alg": "RS256", "kid": ["pool-key-1"]}),
+        UNAUTHORIZED,
+        InvalidHeaderError,
+    ),
+    Case(
+        "unsupported critical extension",
+        with_header({"alg": "RS256", "kid": "pool-key-1", "crit": ["exp-ext"], "exp-ext": 1}),
+        UNAUTHORIZED,
+        InvalidHeaderError,
     ),
     Case("kid is empty", with_header({"alg": "RS256", "kid": ""}), UNAUTHORIZED, InvalidKidError),
     Case("kid missing", with_header({"alg": "RS256", "typ": "JWT"}), UNAUTHORIZED, MissingKidError),
