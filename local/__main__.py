@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from local.client import LocalClientError, id_token, usage, usage_table
+from local.server import SHUTDOWN_GRACE_SECONDS
 from local.settings import DEFAULT_PORT, DEFAULT_TIERS_FILE
 
 MAX_PORT = 65_535
@@ -94,9 +95,17 @@ def _up(args: argparse.Namespace) -> int:
         print(stack.banner(), flush=True)
         while not stop.wait(0.5):
             pass
-        print("stopping the local stack", flush=True)
+        print(
+            f"stopping the local stack: answering requests in flight (at most {SHUTDOWN_GRACE_SECONDS:g} s)",
+            flush=True,
+        )
     finally:
-        stack.stop()
+        cut = stack.stop()
+    if cut:
+        print(
+            f"{cut} connection(s) still busy after {SHUTDOWN_GRACE_SECONDS:g} s were closed unanswered",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -110,7 +119,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.json:
             print(json.dumps(usage(args.port), indent=2))
         else:
-            print(usage_table(usage(args.port)))
+            print(usage_table(usage(args.port)), end="")
     except LocalClientError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

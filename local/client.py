@@ -111,8 +111,10 @@ def usage_table(report: dict[str, Any]) -> str:
             )
         )
     widths = [max(len(row[column]) for row in rows) for column in range(len(headers))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    # Every line ends with a newline, the last one too, so the table can be written as it is.
+    return "".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() + "\n"
+        for row in rows
     )
 
 

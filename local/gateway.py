@@ -1,10 +1,17 @@
 """What API Gateway does for the tenant API, in its order, as one function from request to response.
 
-Route match on ``handlers.contract.ROUTES`` → header size limit → TOKEN
-authorizer (the real handler, its result cached by token) → the policy against
-the method ARN → the usage plan of the returned ``usageIdentifierKey`` →
-the tenant API handler with a REST proxy event, its response mapped back.
-Status codes and bodies are the ones API Gateway sends.
+Header and payload size limits → URL length limit → route match on
+``handlers.contract.ROUTES`` → method ARN length limit → TOKEN authorizer (the
+real handler, its result cached by token) → the policy against the method ARN →
+the usage plan of the returned ``usageIdentifierKey`` → the tenant API handler
+with a REST proxy event, its response mapped back. Status codes and bodies are
+the ones API Gateway sends.
+
+Over-long URLs are decided before the authorizer and its cache, so the answer
+(414) does not depend on whether the token was seen before: API Gateway limits
+method ARNs to 1,600 bytes and answers 414 "Request URI too long" when path
+parameters make one longer ("Amazon API Gateway quotas and important notes"),
+and limits a regional API's URL to 10,240 characters.
 """
 
 from __future__ import annotations
@@ -31,6 +38,9 @@ LambdaHandler = Callable[[dict[str, Any], Any], Any]
 # API Gateway's limits: header values in total, and the request payload.
 MAX_HEADER_VALUES_BYTES = 10_240
 MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
+# ...the URL of a regional API (measured here on the request target: path and query) and a method ARN.
+MAX_URL_CHARS = 10_240
+MAX_METHOD_ARN_BYTES = 1_600
 
 # Lambda authorizers time out after 30 s at most; the local one only needs to report its figure.
 LAMBDA_TIMEOUT_MS = 30_000
@@ -227,6 +237,10 @@ def gateway_error(status: int, message: str | None, error_type: str, request_id:
     )
 
 
+def _uri_too_long(request_id: str) -> Response:
+    return gateway_error(414, "Request-URI Too Long", "RequestUriTooLongException", request_id)
+
+
 # What API Gateway sends when the usage plan refuses a request: status, message, error type.
 _REFUSALS = {
     Admission.FORBIDDEN: (403, "Forbidden", "ForbiddenException"),
@@ -276,16 +290,20 @@ class Gateway:
             )
         if len(request.body) > MAX_PAYLOAD_BYTES:
             return gateway_error(413, "Request Too Large", "RequestTooLargeException", request_id)
+        if len(request.target) > MAX_URL_CHARS:
+            return _uri_too_long(request_id)
         matched = match_route(request.method, url.path)
         if matched is None:
             return gateway_error(
                 403, "Missing Authentication Token", "MissingAuthenticationTokenException", request_id
             )
+        method_arn = self.method_arn(request.method, path)
+        if len(method_arn.encode("utf-8", "surrogateescape")) > MAX_METHOD_ARN_BYTES:
+            return _uri_too_long(request_id)
 
         token = _last_header(request.headers, "Authorization")
         if not token:
             return gateway_error(401, "Unauthorized", "UnauthorizedException", request_id)
-        method_arn = self.method_arn(request.method, path)
         try:
             authorized = self._authorize(token, method_arn)
         except AuthorizerFailure:

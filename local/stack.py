@@ -191,10 +191,13 @@ class LocalStack:
         os.environ.pop("AWS_SESSION_TOKEN", None)
         os.environ.update(values)
 
-    def stop(self) -> None:
-        """Stop the HTTP server, its connections and the emulator; give the environment back."""
+    def stop(self) -> int:
+        """Stop the HTTP server (answering requests in flight), then the emulator; give the environment back.
+
+        Returns how many connections were still busy after the server's grace period and were cut."""
+        cut = 0
         if self._server is not None:
-            self._server.stop()
+            cut = self._server.stop()
         if self._moto is not None:
             self._moto.stop()
             self._moto = None
@@ -204,6 +207,7 @@ class LocalStack:
             else:
                 os.environ[name] = value
         self._saved_environment.clear()
+        return cut
 
     def reserved_routes(self) -> dict[str, Callable[[], Any]]:
         return {STACK_PATH: self.describe, USAGE_PATH: self.usage, OUTPUTS_PATH: self.outputs}
