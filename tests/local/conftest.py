@@ -119,12 +119,15 @@ class StackProcess:
         return found
 
 
-def start_stack(tiers_file: Path, workdir: Path, *extra: str) -> StackProcess:
+def start_stack(
+    tiers_file: Path, workdir: Path, *extra: str, launcher: tuple[str, ...] = ("-m", "local")
+) -> StackProcess:
+    """``python <launcher> up`` on the tier file (the launcher may be a module wrapping `python -m local`)."""
     stdout, stderr = workdir / "stack.out", workdir / "stack.err"
     with stdout.open("wb") as out, stderr.open("wb") as err:
         # Output goes to files, never to an unread pipe that would fill up and block the stack.
         process = subprocess.Popen(
-            [sys.executable, "-m", "local", "up", "--tiers", str(tiers_file), "--port", "0", *extra],
+            [sys.executable, *launcher, "up", "--tiers", str(tiers_file), "--port", "0", *extra],
             cwd=REPO,
             stdout=out,
             stderr=err,
@@ -134,8 +137,10 @@ def start_stack(tiers_file: Path, workdir: Path, *extra: str) -> StackProcess:
 
 
 @contextlib.contextmanager
-def running_stack(tiers_file: Path, workdir: Path, *extra: str) -> Iterator[StackProcess]:
-    stack = start_stack(tiers_file, workdir, *extra)
+def running_stack(
+    tiers_file: Path, workdir: Path, *extra: str, launcher: tuple[str, ...] = ("-m", "local")
+) -> Iterator[StackProcess]:
+    stack = start_stack(tiers_file, workdir, *extra, launcher=launcher)
     try:
         stack.wait_ready()
         yield stack
