@@ -14,8 +14,9 @@ PolicyDocument = dict[str, Any]
 
 TENANT_TAG_VARIABLE = f"${{aws:PrincipalTag/{TENANT_SESSION_TAG}}}"
 
-# Item-level operations only: no Scan, no PartiQL, no batch or transact calls
-# (a Scan has no leading key, so ForAllValues would let it through).
+# Item-level operations only: no Scan, no PartiQL, no batch calls (a Scan has no
+# leading key, so ForAllValues would let it through). Transactions are judged item
+# by item with these same actions, so they too stay in the caller's partition.
 TENANT_ITEM_ACTIONS = (
     "dynamodb:GetItem",
     "dynamodb:PutItem",
