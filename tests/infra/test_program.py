@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 import pytest
 
 from blueprint import openapi
@@ -23,6 +24,7 @@ from handlers.contract import (
     TENANT_CLAIM,
     Env,
 )
+from infra.api import Api, ApiArgs
 from infra.config import PROJECT_ROOT
 from tests.infra.conftest import TENANTS, TIERS, write_tier_file
 from tests.infra.harness import (
@@ -348,6 +350,33 @@ def test_stage_writes_json_access_logs_with_tenant_request_and_status(run: Progr
     assert json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]["Principal"] == {
         "Service": "apigateway.amazonaws.com"
     }
+
+
+def test_the_api_can_forward_the_verified_tenant_id_to_every_integration(tmp_path: Path) -> None:
+    # GIVEN the API component asked to forward the tenant id (Lambda tenant isolation mode)
+    def program() -> None:
+        role = "arn:aws:iam::123456789012:role/functions"
+        Api(
+            "api",
+            ApiArgs(
+                naming=NAMING,
+                stage_name="v1",
+                authorizer_cache_ttl_seconds=300,
+                log_retention_days=30,
+                manage_api_gateway_account=False,
+                authorizer=aws.lambda_.Function("authorizer", role=role, runtime="python3.12"),
+                tenant_api=aws.lambda_.Function("tenant-api", role=role, runtime="python3.12"),
+                forward_tenant_id=True,
+            ),
+        )
+
+    # WHEN it is declared
+    run = run_program(write_tier_file(tmp_path / "unused.yaml", TIERS, TENANTS), program=program)
+    # THEN every integration maps X-Amz-Tenant-Id from the authorizer's context
+    operations = [operation for item in document_of(run)["paths"].values() for operation in item.values()]
+    assert len(operations) == len(ROUTES)
+    for operation in operations:
+        assert operation["x-amazon-apigateway-integration"]["requestParameters"] == openapi.TENANT_ID_MAPPING
 
 
 def test_api_gateway_account_settings_role_and_policy_survive_a_destroy(run: ProgramRun) -> None:
