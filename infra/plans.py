@@ -57,7 +57,13 @@ class Plans(pulumi.ComponentResource):
                 period=tier.quota.period.value,
                 offset=tier.quota.offset,
             ),
-            opts=pulumi.ResourceOptions(parent=self),
+            # A renamed tier keeps its plan: same resource, new name, every key association untouched.
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                aliases=[pulumi.Alias(name=f"{self._name}-plan-{tier.renamed_from}")]
+                if tier.renamed_from
+                else None,
+            ),
         )
 
     def _tenant(self, tenant: Tenant) -> aws.apigateway.ApiKey:

@@ -178,7 +178,36 @@ class _Checker:
             entry = self._entry(TierEntry, path, value, "tier", "isolation, throttle and quota", {})
             if isinstance(entry, TierEntry):
                 tiers[name] = _tier(name, entry)
+        self._check_renames(tiers)
         return tiers
+
+    def _check_renames(self, tiers: Mapping[str, Tier]) -> None:
+        """A previous name is a valid tier name, no tier's current name, and claimed by one tier only."""
+        claimed: dict[str, str] = {}
+        for tier in tiers.values():
+            old = tier.renamed_from
+            if old is None:
+                continue
+            path = ("tiers", tier.name, "renamed_from")
+            if problem := id_problem("previous tier name", old):
+                self._add(path, problem)
+            elif old == tier.name:
+                self._add(path, f"renamed_from names the tier itself ('{old}'); remove renamed_from.")
+            elif old in tiers:
+                self._add(
+                    path,
+                    f"renamed_from '{old}' is still a tier in this file: a tier can take over another's "
+                    f"usage plan only once that tier is gone. Remove tier '{old}' (moving its tenants to "
+                    f"'{tier.name}'), or remove renamed_from.",
+                )
+            elif old in claimed:
+                self._add(
+                    path,
+                    f"renamed_from '{old}' is also claimed by tier '{claimed[old]}': one usage plan can "
+                    "carry over to one tier only. Keep renamed_from on one of them.",
+                )
+            else:
+                claimed[old] = tier.name
 
     def _tenants(self, root: Mapping[str, Any], tier_names: list[str]) -> dict[str, Tenant]:
         raw = root.get("tenants")
@@ -257,6 +286,7 @@ def _as_mapping(value: Any) -> Mapping[str, Any]:
 def _tier(name: str, entry: TierEntry) -> Tier:
     return Tier(
         name=name,
+        renamed_from=entry.renamed_from,
         isolation=Isolation(entry.isolation),
         throttle=Throttle(rate=float(entry.throttle.rate), burst=entry.throttle.burst),
         quota=Quota(

@@ -41,6 +41,8 @@ class Tier:
     isolation: Isolation
     throttle: Throttle
     quota: Quota
+    renamed_from: str | None = None
+    """The name this tier had before: its usage plan and keys carry over under the new name."""
 
 
 @dataclass(frozen=True)

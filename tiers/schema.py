@@ -73,6 +73,8 @@ class TierEntry(_Entry):
     isolation: Literal["pooled", "silo"]
     throttle: ThrottleEntry
     quota: QuotaEntry
+    renamed_from: str | None = None
+    """The tier's previous name: the stack keeps its usage plan (and every key in it) under the new name."""
 
 
 class TenantEntry(_Entry):
@@ -106,6 +108,7 @@ _EXPECTED: Final[Mapping[str, str]] = {
     "tier": "the name of a tier defined under `tiers:`",
     "name": f"text of 1 to {NAME_MAX_LENGTH} characters",
     "suspended": "true or false",
+    "renamed_from": "the tier's previous name, such as renamed_from: basic",
 }
 _NUMBER_FIELDS: Final = frozenset({"rate", "burst", "limit", "offset"})
 _WHOLE_NUMBER_FIELDS: Final = frozenset({"burst", "limit", "offset"})

@@ -78,6 +78,8 @@ class RecordedResource:
     delete_before_replace: bool
     dependencies: tuple[str, ...]
     """URNs it depends on (depends_on and the resources its inputs come from)."""
+    aliases: tuple[str, ...] = ()
+    """Former logical names (alias specs) or URNs (alias URNs) the resource answers to."""
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,9 @@ class RecordingMonitor(MockMonitor):
             retain_on_delete=bool(request.retainOnDelete),
             delete_before_replace=bool(request.deleteBeforeReplace),
             dependencies=tuple(request.dependencies),
+            aliases=tuple(
+                alias.spec.name if alias.HasField("spec") else alias.urn for alias in request.aliases
+            ),
         )
         with self._lock:
             self.recorded.append(record)

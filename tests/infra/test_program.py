@@ -597,6 +597,38 @@ def test_moving_a_pooled_tenant_to_a_silo_tier_keeps_its_key_and_adds_its_table(
     assert after.outputs["tenants"]["globex"]["table"] == NAMING.silo_table("globex")
 
 
+def test_renaming_a_tier_keeps_its_usage_plan_and_every_key(tier_file: Any) -> None:
+    # GIVEN tier basic with two tenants
+    before = run_program(tier_file())
+    # WHEN it is renamed standard (renamed_from: basic) and its tenants follow the new name
+    renamed_tenants = {
+        tenant_id: {**entry, "tier": "standard"} if entry["tier"] == "basic" else entry
+        for tenant_id, entry in TENANTS.items()
+    }
+    tiers = {
+        "standard" if name == "basic" else name: {**tier, "renamed_from": "basic"}
+        if name == "basic"
+        else tier
+        for name, tier in TIERS.items()
+    }
+    after = run_program(tier_file(tiers=tiers, tenants=renamed_tenants, name="renamed.yaml"))
+
+    # THEN the plan answers to its old logical name, so Pulumi updates it in place instead of replacing it
+    plan = after.named("tenants-plan-standard")
+    assert plan.aliases == ("tenants-plan-basic",)
+    assert plan.inputs["name"] == NAMING.usage_plan("standard")
+    # AND every other resource keeps its logical name, and no key or table changes at all
+    old, new = _comparable(before), _comparable(after)
+    renamed_urn = {urn: urn.replace("tenants-plan-basic", "tenants-plan-standard") for urn in old}
+    assert {renamed_urn[urn] for urn in old} == set(new)
+    for urn in old:
+        name = urn.rpartition("::")[2]
+        if name.startswith(("tenants-key-", "storage-")):
+            assert old[urn] == new[renamed_urn[urn]], name
+    # AND the tier's associations point at the plan (the same physical plan: mocks cannot show that id)
+    assert after.named("tenants-plan-key-globex").inputs["usagePlanId"] == plan.id
+
+
 # --- robustness -----------------------------------------------------------------------------------------
 
 
