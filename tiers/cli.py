@@ -1,13 +1,14 @@
 """`python -m tiers`: check a tier file and manage a tenant's users.
 
     python -m tiers validate [FILE]
+    python -m tiers plan OLD NEW | plan --git REV [FILE]
     python -m tiers users add TENANT EMAIL [--password P]
     python -m tiers users list [TENANT]
     python -m tiers users disable EMAIL
     python -m tiers usage (--stack-outputs FILE | --local-port PORT) [--from DATE] [--to DATE] ...
 
 Exit codes: 0 done, 1 the tier file or AWS said no (the reason is printed),
-2 the command line itself is wrong (argparse's message).
+2 the command line itself is wrong (argparse's message); `plan` has its own (see tiers/plan.py).
 """
 
 from __future__ import annotations
@@ -17,10 +18,12 @@ import os
 import sys
 from collections import Counter
 from collections.abc import Sequence
-from typing import Final
+from pathlib import Path
+from typing import Any, Final, NoReturn
 
 from tiers.loader import CatalogError, load_catalog
 from tiers.model import Catalog, Isolation, Tier
+from tiers.plan import StackNames, Verdict, catalog_at_revision, plan, project_name, report
 from tiers.table import text_table as _table
 from tiers.usage import add_usage_command
 from tiers.users import DEFAULT_REGION, UserError, add_user, cognito_client, disable_user, list_users
@@ -30,7 +33,11 @@ USER_POOL_ENV: Final = "TENANT_TIERS_USER_POOL_ID"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        # Said by the command's own parser where it has one: `plan` exits 1 on a wrong command line.
+        getattr(args, "parser", parser).error(f"unrecognized arguments: {' '.join(unknown)}")
     try:
         code: int = args.command(args)
     except CatalogError as error:
@@ -65,6 +72,42 @@ def _validate(args: argparse.Namespace) -> int:
     catalog = load_catalog(args.file)
     print(summary(catalog, args.file))
     return 0
+
+
+def _plan(args: argparse.Namespace) -> int:
+    if args.git is not None:
+        if len(args.files) > 1:
+            raise _usage_error(args, "with --git REV give at most one FILE (the working copy to compare)")
+        new_file = args.files[0] if args.files else DEFAULT_TIERS_FILE
+        old = catalog_at_revision(args.git, new_file)
+        old_source = f"{args.git}:{new_file}"
+    elif len(args.files) == 2:
+        old_source, new_file = args.files
+        old = load_catalog(old_source)
+    else:
+        raise _usage_error(args, "give two tier files, OLD NEW, or --git REV [FILE]")
+    new = load_catalog(new_file)
+    names = StackNames(project=args.project or project_name(), stack=args.stack or Path(new_file).stem)
+    result = plan(old, new, names)
+    print(report(result, old_source, new_file))
+    return int(result.verdict)
+
+
+def _usage_error(args: argparse.Namespace, message: str) -> SystemExit:
+    args.parser.error(message)
+    return SystemExit(int(Verdict.ERROR))  # not reached: error() exits
+
+
+class _CommandParser(argparse.ArgumentParser):
+    """A command's parser; `plan` exits 1 on a wrong command line, since its 2 means "changes"."""
+
+    def __init__(self, *args: Any, usage_error_status: int = 2, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.usage_error_status = usage_error_status
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(self.usage_error_status, f"{self.prog}: error: {message}\n")
 
 
 def _users_add(args: argparse.Namespace) -> int:
@@ -132,7 +175,9 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m tiers", description="Check tier files; manage tenant users."
     )
-    commands = parser.add_subparsers(dest="name", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(
+        dest="name", required=True, metavar="COMMAND", parser_class=_CommandParser
+    )
 
     validate = commands.add_parser("validate", help="check a tier file and summarise it")
     validate.add_argument(
@@ -140,7 +185,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     validate.set_defaults(command=_validate)
 
-    aws = argparse.ArgumentParser(add_help=False)
+    planning = commands.add_parser(
+        "plan",
+        usage_error_status=int(Verdict.ERROR),
+        help="what an edit of the tier file does, and the operator steps it needs",
+        description="Compare two tier files (OLD NEW), or a file at a git revision with the working copy "
+        "(--git REV [FILE]). Exit status: 0 no changes, 1 a file is wrong, 2 changes `pulumi up` applies "
+        "by itself, 3 changes that need an operator step.",
+    )
+    planning.add_argument("files", nargs="*", metavar="FILE", help="OLD NEW, or with --git the working copy")
+    planning.add_argument("--git", metavar="REV", help="compare FILE as it was at git revision REV")
+    planning.add_argument("--stack", help="the Pulumi stack, for table names and URNs (default: FILE's name)")
+    planning.add_argument("--project", help="the Pulumi project (default: name in Pulumi.yaml)")
+    planning.set_defaults(command=_plan, parser=planning)
+
+    aws = _CommandParser(add_help=False)
     pool_default = os.environ.get(USER_POOL_ENV)
     aws.add_argument(
         "--user-pool-id",
