@@ -13,8 +13,9 @@ What the server itself guarantees, before the gateway sees a request:
 
 - Load: a listen backlog of ``LISTEN_BACKLOG`` connections (bursts wait in the
   kernel's queue instead of being refused), a thread per connection, and
-  ``READ_TIMEOUT_SECONDS`` for every read and write, so an idle keep-alive or a
-  stalled upload gives its thread back.
+  ``READ_TIMEOUT_SECONDS`` for every read and write and ``REQUEST_DEADLINE_SECONDS``
+  for a whole request to arrive, so an idle keep-alive, a stalled upload or a
+  trickling client gives its thread back.
 - Framing: exactly one of ``Content-Length`` (digits only, once) or
   ``Transfer-Encoding: chunked`` (well-formed hex sizes, CRLF after each chunk).
   Anything else, both at once (request smuggling), a body that ends before its
@@ -69,6 +70,9 @@ ManagementHandler = Callable[[str, str], Response]
 # The standard library's default backlog is 5: a burst of 200 connections left 71 requests unserved.
 LISTEN_BACKLOG = 1024
 READ_TIMEOUT_SECONDS = 15.0
+# A client that trickles its request a byte at a time never trips the read timeout: the whole request line,
+# headers and body must arrive within this.
+REQUEST_DEADLINE_SECONDS = 60.0
 SHUTDOWN_GRACE_SECONDS = 10.0
 # After refusing a body, what the client still sends is read and dropped for this long before the
 # connection closes: closing with unread data resets the connection, and the client may lose the answer.
@@ -197,9 +201,16 @@ class _Reader:
 class _ConnectionState(Enum):
     NEW = "new"
     IDLE = "idle"
-    """Waiting for a request line."""
+    """Waiting for (or receiving) a request line."""
+    READING = "reading"
+    """Receiving a request's headers and body."""
     BUSY = "busy"
-    CLOSED_IDLE = "closed while idle"
+    """The request is complete and being served."""
+    CLOSED = "closed by the server"
+    """Idle at shutdown, or too slow to send its request."""
+
+
+_RECEIVING = (_ConnectionState.NEW, _ConnectionState.IDLE, _ConnectionState.READING)
 
 
 def _has_pending_data(connection: socket.socket) -> bool:
@@ -222,7 +233,7 @@ class GatewayServer(ThreadingHTTPServer):
         self.reserved: ReservedRoutes = {}
         self.management: ManagementHandler | None = None
         self.access_log = access_log
-        self._connections: dict[socket.socket, _ConnectionState] = {}
+        self._connections: dict[socket.socket, tuple[_ConnectionState, float]] = {}
         self._lock = threading.Condition()
         self._draining = False
         self._serving: threading.Thread | None = None
@@ -280,33 +291,54 @@ class GatewayServer(ThreadingHTTPServer):
 
     def _close_idle_connections(self) -> None:
         with self._lock:
-            for connection, state in self._connections.items():
+            for connection, (state, _) in self._connections.items():
                 if state in (_ConnectionState.NEW, _ConnectionState.IDLE) and not _has_pending_data(
                     connection
                 ):
-                    self._connections[connection] = _ConnectionState.CLOSED_IDLE
-                    with contextlib.suppress(OSError):
-                        connection.shutdown(socket.SHUT_RDWR)
+                    self._close(connection, socket.SHUT_RDWR)
+
+    def _close(self, connection: socket.socket, how: int) -> None:
+        self._connections[connection] = (_ConnectionState.CLOSED, time.monotonic())
+        with contextlib.suppress(OSError):
+            connection.shutdown(how)
+
+    def service_actions(self) -> None:
+        """Between accepts: stop receiving from connections whose request is overdue (see
+        REQUEST_DEADLINE_SECONDS); one that was mid-request still gets its 408."""
+        super().service_actions()
+        overdue = time.monotonic() - REQUEST_DEADLINE_SECONDS
+        with self._lock:
+            for connection, (state, since) in list(self._connections.items()):
+                if state in _RECEIVING and since < overdue:
+                    self._close(connection, socket.SHUT_RD)
+
+    def _move(self, connection: socket.socket, state: _ConnectionState) -> bool:
+        """Record the connection's new state; False if the server already closed it."""
+        if self._connections.get(connection, (None, 0.0))[0] is _ConnectionState.CLOSED:
+            return False
+        self._connections[connection] = (state, time.monotonic())
+        return True
 
     def await_request(self, connection: socket.socket) -> bool:
         """Called before reading a request line: False when the server is draining and nothing was sent."""
         with self._lock:
             if self._draining and not _has_pending_data(connection):
                 return False
-            self._connections[connection] = _ConnectionState.IDLE
-            return True
+            return self._move(connection, _ConnectionState.IDLE)
 
     def begin_request(self, connection: socket.socket) -> bool:
-        """Called once a request line arrived: False when shutdown already closed the idle connection."""
+        """Called once a request line arrived: False when the server closed the connection meanwhile."""
         with self._lock:
-            if self._connections.get(connection) is _ConnectionState.CLOSED_IDLE:
-                return False
-            self._connections[connection] = _ConnectionState.BUSY
-            return True
+            return self._move(connection, _ConnectionState.READING)
+
+    def request_received(self, connection: socket.socket) -> bool:
+        """Called once headers and body are in: False when they came too late (the server stopped reading)."""
+        with self._lock:
+            return self._move(connection, _ConnectionState.BUSY)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         with self._lock:
-            self._connections[request] = _ConnectionState.NEW
+            self._connections[request] = (_ConnectionState.NEW, time.monotonic())
         super().process_request(request, client_address)
 
     def shutdown_request(self, request: Any) -> None:
@@ -356,20 +388,21 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.send_error(414)
             return
         try:
-            if self.parse_request():
-                self._serve(self._body(body_length(self.headers)))
+            if not self.parse_request():
+                return
+            body = self._body(body_length(self.headers))
+            if not self.server.request_received(self.connection):
+                raise TimeoutError("the request took longer than its deadline")
+            self._serve(body)
         except FramingError as error:
             self._refuse(error)
         except BodyEndedEarly as error:
-            self._refuse(FramingError(400, f"{error}; nothing was stored: send the whole body"))
+            if not self.server.request_received(self.connection):
+                self._refuse(_too_slow())
+            else:
+                self._refuse(FramingError(400, f"{error}; nothing was stored: send the whole body"))
         except TimeoutError:
-            self._refuse(
-                FramingError(
-                    408,
-                    f"the request stalled: nothing arrived for {READ_TIMEOUT_SECONDS:g} seconds; "
-                    "send the whole request without pauses",
-                )
-            )
+            self._refuse(_too_slow())
 
     def handle_expect_100(self) -> bool:
         """Refuse a malformed or oversized body before the client sends it (no ``100 Continue``)."""
@@ -449,6 +482,14 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.access_log:
             super().log_message(format, *args)
+
+
+def _too_slow() -> FramingError:
+    return FramingError(
+        408,
+        f"the request did not arrive in time: the server waits at most {READ_TIMEOUT_SECONDS:g} s for "
+        f"each piece and {REQUEST_DEADLINE_SECONDS:g} s for the whole request; send it without pauses",
+    )
 
 
 def _json_response(status: int, payload: Any) -> Response:

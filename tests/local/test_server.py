@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import select
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -187,7 +189,7 @@ def test_a_stalled_request_is_answered_408_and_an_idle_connection_closed(
             status, _, answer = read_response(stalled)
             # THEN it gets 408 saying so and the connection is closed
             assert status == 408
-            assert "stalled" in json.loads(answer)["message"]
+            assert "did not arrive in time" in json.loads(answer)["message"]
             assert stalled.recv(1) == b""
         # AND a keep-alive connection that sends nothing more is closed after the timeout
         with socket.create_connection(("127.0.0.1", running.port), timeout=5) as idle:
@@ -195,6 +197,45 @@ def test_a_stalled_request_is_answered_408_and_an_idle_connection_closed(
             assert read_response(idle)[0] == 201
             assert idle.recv(1) == b""
         assert [event["path"] for event in api.events] == ["/tenant"]
+    finally:
+        running.stop(grace=1)
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "answer"),
+    [
+        (b"GET /tenant HTTP/1.1\r\nHost: t\r\nX-Slow: " + b"a" * 100, b"HTTP/1.1 408 "),
+        (put(b"Content-Length: 100\r\n", b"1" * 100), b"HTTP/1.1 408 "),
+        (b"GET /tenant HTTP/1.1" + b" " * 100, b""),
+    ],
+    ids=["headers", "body", "request line"],
+)
+def test_a_request_trickled_in_past_the_deadline_is_cut_off(
+    api: EchoApi, monkeypatch: pytest.MonkeyPatch, request_bytes: bytes, answer: bytes
+) -> None:
+    # GIVEN a server whose whole-request deadline is short, and a client sending a byte every 20 ms
+    # (never long enough apart to trip the read timeout)
+    monkeypatch.setattr(server_module, "REQUEST_DEADLINE_SECONDS", 0.5)
+    running = serve(api)
+    try:
+        with socket.create_connection(("127.0.0.1", running.port), timeout=5) as slow:
+            received = b""
+            for byte in request_bytes:
+                try:
+                    slow.sendall(bytes([byte]))
+                except OSError:
+                    break
+                time.sleep(0.02)
+                if select.select([slow], [], [], 0)[0]:
+                    break
+            # WHEN the deadline passes
+            slow.settimeout(5)
+            while chunk := slow.recv(65536):
+                received += chunk
+        # THEN the server stopped reading and closed it: a request past its request line gets a 408
+        assert received[: len(answer)] == answer
+        assert received == b"" or b"did not arrive in time" in received
+        assert api.events == []
     finally:
         running.stop(grace=1)
 
