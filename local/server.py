@@ -368,9 +368,8 @@ class _RequestHandler(BaseHTTPRequestHandler):
     # delayed ACK would hold the body back ~40 ms.
     disable_nagle_algorithm = True
 
-    # Errors the stdlib answers itself (request line or headers too long, bad syntax) as JSON too.
-    error_content_type = "application/json"
-    error_message_format = '{"message": "%(message)s"}'
+    # Error answers carry a status line even when the request line could not be parsed.
+    default_request_version = "HTTP/1.1"
 
     def handle_one_request(self) -> None:
         """One request of the connection: every method is served (the gateway routes), framing is strict."""
@@ -383,9 +382,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
             return  # an idle keep-alive connection
         if not self.raw_requestline or not self.server.begin_request(self.connection):
             return
+        self.request_version = self.default_request_version
         if len(self.raw_requestline) > MAX_REQUEST_LINE_BYTES:
-            self.requestline = self.request_version = self.command = ""
+            self.requestline = self.command = ""
             self.send_error(414)
+            return
+        if len(self.raw_requestline.split()) == 2:
+            # HTTP/0.9 has no headers; the stdlib would wait for some.
+            self.requestline = self.raw_requestline.decode("latin-1").rstrip("\r\n")
+            self.command = ""
+            self.send_error(400, "the request line must be METHOD TARGET HTTP/1.1 (HTTP/0.9 is not served)")
             return
         try:
             if not self.parse_request():
@@ -403,6 +409,15 @@ class _RequestHandler(BaseHTTPRequestHandler):
                 self._refuse(FramingError(400, f"{error}; nothing was stored: send the whole body"))
         except TimeoutError:
             self._refuse(_too_slow())
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        """The stdlib's own refusals (bad request line or headers, too many or too long headers) as JSON.
+
+        The stdlib would %-format the message into its error template, which cannot escape JSON."""
+        self.log_error("code %d, message %s", code, message)
+        text = message or explain or self.responses.get(code, ("error",))[0]
+        with contextlib.suppress(OSError):
+            self._write(_json_response(code, {"message": text}), close=True)
 
     def handle_expect_100(self) -> bool:
         """Refuse a malformed or oversized body before the client sends it (no ``100 Continue``)."""

@@ -304,3 +304,38 @@ def test_an_over_long_url_is_414_before_the_authorizer_cached_or_not(ttl: float)
     assert len(authorizer.calls) == calls
     # AND a path one byte shorter still reaches the API with the same token
     assert gateway.handle(Request("GET", longest_id, headers, b"", "127.0.0.1")).status == 201
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"\x00\x01garbage\\x00\r\n\r\n", 400),
+        (b"GET\r\n\r\n", 400),
+        (b"GET /tenant\r\n", 400),
+        (b"GET /tenant HTTP/1.x\r\n\r\n", 400),
+        (b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 505),
+        (b"GET /tenant HTTP/1.1\r\n" + b"".join(b"X-%d: 1\r\n" % n for n in range(150)) + b"\r\n", 431),
+        (b"GET /tenant HTTP/1.1\r\nX: " + b"a" * 70_000 + b"\r\n\r\n", 431),
+        (b"GET /" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n", 414),
+    ],
+    ids=[
+        "garbage",
+        "method only",
+        "HTTP/0.9",
+        "bad version",
+        "HTTP/2",
+        "150 headers",
+        "long header",
+        "long line",
+    ],
+)
+def test_unparsable_requests_get_a_status_line_and_a_json_message(
+    server: GatewayServer, api: EchoApi, request_bytes: bytes, status: int
+) -> None:
+    # GIVEN a request the HTTP parser itself refuses
+    answer_status, headers, body = exchange(server, request_bytes)
+    # THEN the answer is a real HTTP response with valid JSON saying why, and the connection closes
+    assert answer_status == status
+    assert json.loads(body)["message"]
+    assert headers["connection"] == "close"
+    assert api.events == []
