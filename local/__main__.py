@@ -103,7 +103,8 @@ def _up(args: argparse.Namespace) -> int:
         cut = stack.stop()
     if cut:
         print(
-            f"{cut} connection(s) still busy after {SHUTDOWN_GRACE_SECONDS:g} s were closed unanswered",
+            f"{cut} connection(s) still open after {SHUTDOWN_GRACE_SECONDS:g} s were closed "
+            "(requests still arriving were answered 408, requests being served were cut)",
             file=sys.stderr,
         )
     return 0

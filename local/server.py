@@ -35,6 +35,7 @@ What the server itself guarantees, before the gateway sees a request:
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import re
 import select
@@ -80,6 +81,9 @@ LINGER_SECONDS = 1.0
 LINGER_READ_BYTES = 64 * 1024
 
 MAX_REQUEST_LINE_BYTES = 65_536
+# The standard library's header limits (http.client): it answers 431 past them.
+MAX_HEADER_LINE_BYTES = 65_536
+MAX_HEADER_LINES = 100
 MAX_CHUNK_LINE_BYTES = 1024
 MAX_TRAILER_LINES = 100
 # Sizes beyond what a signed 64-bit integer holds are not sizes any client means.
@@ -272,10 +276,10 @@ class GatewayServer(ThreadingHTTPServer):
         with self._lock:
             while self._connections and (remaining := deadline - time.monotonic()) > 0:
                 self._lock.wait(remaining)
-            cut = list(self._connections)
-        for connection in cut:
-            with contextlib.suppress(OSError):
-                connection.shutdown(socket.SHUT_RDWR)
+            cut = list(self._connections.items())
+            for connection, (state, _) in cut:
+                # One still receiving its request is told so (408); one being served is cut.
+                self._close(connection, socket.SHUT_RD if state in _RECEIVING else socket.SHUT_RDWR)
         return len(cut)
 
     def _accept_backlog(self) -> None:
@@ -387,14 +391,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.requestline = self.command = ""
             self.send_error(414)
             return
+        self.requestline = self.raw_requestline.decode("latin-1").rstrip("\r\n")
+        self.command = ""
         if len(self.raw_requestline.split()) == 2:
             # HTTP/0.9 has no headers; the stdlib would wait for some.
-            self.requestline = self.raw_requestline.decode("latin-1").rstrip("\r\n")
-            self.command = ""
             self.send_error(400, "the request line must be METHOD TARGET HTTP/1.1 (HTTP/0.9 is not served)")
             return
         try:
-            if not self.parse_request():
+            if not self.raw_requestline.endswith(b"\n"):
+                raise BodyEndedEarly("the request ended inside its request line")
+            if not self._parse_head():
                 return
             body = self._body(body_length(self.headers))
             if not self.server.request_received(self.connection):
@@ -406,9 +412,28 @@ class _RequestHandler(BaseHTTPRequestHandler):
             if not self.server.request_received(self.connection):
                 self._refuse(_too_slow())
             else:
-                self._refuse(FramingError(400, f"{error}; nothing was stored: send the whole body"))
+                self._refuse(FramingError(400, f"{error}; nothing was stored: send the whole request"))
         except TimeoutError:
             self._refuse(_too_slow())
+
+    def _parse_head(self) -> bool:
+        """The stdlib's parse_request, on header lines known to end with the blank line that closes them.
+
+        Read straight off the socket, headers cut short by the client's close would parse as complete."""
+        lines: list[bytes] = []
+        # One line more than the stdlib accepts, so it still sees, and refuses, too many or too long ones.
+        for _ in range(MAX_HEADER_LINES + 1):
+            line = self.rfile.readline(MAX_HEADER_LINE_BYTES + 1)
+            lines.append(line)
+            if len(line) > MAX_HEADER_LINE_BYTES or line in (b"\r\n", b"\n"):
+                break
+            if not line.endswith(b"\n"):
+                raise BodyEndedEarly("the request ended inside its headers (no blank line closed them)")
+        socket_file, self.rfile = self.rfile, io.BytesIO(b"".join(lines))
+        try:
+            return self.parse_request()
+        finally:
+            self.rfile = socket_file
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """The stdlib's own refusals (bad request line or headers, too many or too long headers) as JSON.

@@ -137,6 +137,26 @@ def test_a_body_shorter_than_announced_is_400_and_nothing_is_stored(
     assert api.events == []
 
 
+@pytest.mark.parametrize(
+    "sent",
+    [
+        b"POST /counter HTTP/1.1\r\nHost: t\r\n" + AUTH,
+        b"POST /counter HTTP/1.1\r\nHost: t\r\n" + AUTH + b"Content-Le",
+        b"POST /counter HTTP/1.1",
+    ],
+    ids=["no blank line", "inside a header", "inside the request line"],
+)
+def test_a_request_cut_off_before_its_headers_end_is_400_and_never_served(
+    server: GatewayServer, api: EchoApi, sent: bytes
+) -> None:
+    # GIVEN a client that half-closes before the blank line ending its headers
+    status, _, answer = exchange(server, sent, half_close=True)
+    # THEN the request is refused, not served as if its headers were complete
+    assert status == 400
+    assert "nothing was stored" in json.loads(answer)["message"]
+    assert api.events == []
+
+
 def test_a_declared_length_over_the_limit_is_413_before_any_body_or_100_continue(
     server: GatewayServer, api: EchoApi
 ) -> None:
