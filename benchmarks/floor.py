@@ -40,6 +40,7 @@ from infra.api import ACCESS_LOG_FORMAT
 from infra.bundle import BundleSpec, build_bundle
 from infra.config import Settings
 from infra.functions import render_policy
+from infra.rates import PLAN_KEY_LANES
 
 DEFAULTS = Settings(tiers_file=Path())
 """The floor reads no stack config: it declares what the program declares with the default settings."""
@@ -66,6 +67,7 @@ def floor(tiers_file: Path, code_dir: Path, prefix: str) -> None:
         "identity-user-pool",
         name=f"{prefix}-users",
         username_attributes=["email"],
+        username_configuration={"case_sensitive": False},
         auto_verified_attributes=["email"],
         admin_create_user_config={"allow_admin_create_user_only": True},
         schemas=[
@@ -262,19 +264,25 @@ def floor(tiers_file: Path, code_dir: Path, prefix: str) -> None:
             },
         ).id
     tenant_outputs: dict[str, Any] = {}
+    plan_keys: list[aws.apigateway.UsagePlanKey] = []
     for tenant_id, tenant in tenants.items():
         tier_name = tenant["tier"]
         suspended = tenant.get("suspended", False)
         api_key = aws.apigateway.ApiKey(
             f"tenants-key-{tenant_id}", name=f"{prefix}-{tenant_id}", enabled=not suspended
         )
-        aws.apigateway.UsagePlanKey(
+        plan_key = aws.apigateway.UsagePlanKey(
             f"tenants-plan-key-{tenant_id}",
             key_id=api_key.id,
             key_type="API_KEY",
             usage_plan_id=plan_ids[tier_name],
-            opts=pulumi.ResourceOptions(delete_before_replace=True),
+            opts=pulumi.ResourceOptions(
+                delete_before_replace=True,
+                additional_secret_outputs=["value"],
+                depends_on=[plan_keys[-PLAN_KEY_LANES]] if len(plan_keys) >= PLAN_KEY_LANES else None,
+            ),
         )
+        plan_keys.append(plan_key)
         tier = tiers[tier_name]
         table = f"{prefix}-silo-{tenant_id}" if tier_name in silo_tiers else f"{prefix}-pooled"
         fields = {
@@ -300,6 +308,7 @@ def floor(tiers_file: Path, code_dir: Path, prefix: str) -> None:
             table_name=registry_table.name,
             hash_key=REGISTRY_PARTITION_KEY,
             item=item,
+            opts=pulumi.ResourceOptions(depends_on=[plan_key]),
         )
         tenant_outputs[tenant_id] = {"apiKeyId": api_key.id, "table": table, "tier": tier_name}
 

@@ -46,7 +46,7 @@ from benchmarks.arguments import positive
 from benchmarks.floor import default_bundle, floor
 from infra.config import CONFIG_NAMESPACE
 from infra.program import main
-from tests.infra.harness import PROJECT, ProgramMocks, run_under_mocks
+from tests.infra.harness import DEPLOY_CONFIG, PROJECT, ProgramMocks, run_under_mocks
 
 Variant = Literal["program", "floor"]
 VARIANTS: Final[tuple[Variant, ...]] = ("program", "floor")
@@ -123,7 +123,7 @@ def measure(variant: Variant, tenants: int, directory: Path) -> Measurement:
         main if variant == "program" else functools.partial(floor, tiers_file, bundle, f"{PROJECT}-{STACK}")
     )
     monitor = MockMonitor(ProgramMocks())
-    config = {f"{CONFIG_NAMESPACE}:tiersFile": str(tiers_file)}
+    config = {**DEPLOY_CONFIG, f"{CONFIG_NAMESPACE}:tiersFile": str(tiers_file)}
     _warm_up()
     gc.collect()
     rss_before = _current_rss_mb()

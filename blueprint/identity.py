@@ -12,6 +12,18 @@ USER_WRITABLE_ATTRIBUTES = ("email", "name")
 CLIENT_READABLE_ATTRIBUTES = ("email", "email_verified", "name", TENANT_CLAIM)
 AUTH_FLOWS = ("ALLOW_USER_PASSWORD_AUTH", "ALLOW_USER_SRP_AUTH", "ALLOW_REFRESH_TOKEN_AUTH")
 USERNAME_ATTRIBUTES = ("email",)
+# Sign-in matches usernames (here: emails) whatever their case, as `python -m tiers users add`
+# stores them lower-cased. Cognito fixes this when the pool is created: changing it replaces the
+# pool, and every user with it.
+USERNAME_CASE_SENSITIVE = False
+
+
+def sign_in_username(username: str) -> str:
+    """The username as a pool with ``USERNAME_CASE_SENSITIVE`` matches it: its case does not count.
+
+    Cognito does this itself for such a pool; the local stack's emulator (moto 5.2.5) ignores the
+    setting, so the local stack's sign-in folds the case before it asks."""
+    return username if USERNAME_CASE_SENSITIVE else username.lower()
 
 
 @dataclass(frozen=True)

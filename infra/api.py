@@ -88,7 +88,7 @@ class Api(pulumi.ComponentResource):
     def __init__(self, name: str, args: ApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("tenant-tiers:infra:Api", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
-        api_name = f"{args.naming.prefix}-api"
+        api_name = args.naming.rest_api
         document = render_document(args, api_name)
         self.rest_api = aws.apigateway.RestApi(
             f"{name}-rest-api",
@@ -133,7 +133,7 @@ class Api(pulumi.ComponentResource):
         )
         access_logs = aws.cloudwatch.LogGroup(
             f"{name}-access-logs",
-            name=f"/aws/apigateway/{api_name}/{args.stage_name}",
+            name=args.naming.access_log_group(args.stage_name),
             retention_in_days=args.log_retention_days,
             opts=child,
         )

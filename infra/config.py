@@ -12,6 +12,7 @@ from typing import TypeVar
 import pulumi
 
 from blueprint.defaults import DEFAULT_AUTHORIZER_CACHE_TTL_SECONDS, MAX_AUTHORIZER_CACHE_TTL_SECONDS
+from tiers.loader import MAX_TENANTS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CONFIG_NAMESPACE = "tenant-tiers"
@@ -23,6 +24,10 @@ LOG_RETENTION_DAYS = (
     731, 1096, 1827, 2192, 2557, 2922, 3288, 3653,
 )  # fmt: skip
 _STAGE_NAME = re.compile(r"[A-Za-z0-9_-]{1,128}")
+# DynamoDB's default "Maximum number of tables" per account and region (raisable in Service Quotas).
+DEFAULT_DYNAMODB_TABLE_QUOTA = 2_500
+# API keys per account and region: 10,000, and AWS does not raise it (the tier file's tenant limit).
+MAX_API_KEYS = MAX_TENANTS
 
 
 class Architecture(StrEnum):
@@ -38,6 +43,8 @@ class ConfigKey(StrEnum):
     STAGE_NAME = "stageName"
     MANAGE_API_GATEWAY_ACCOUNT = "manageApiGatewayAccount"
     LOG_RETENTION_DAYS = "logRetentionDays"
+    DYNAMODB_TABLE_QUOTA = "dynamodbTableQuota"
+    API_KEY_QUOTA = "apiKeyQuota"
 
     @property
     def qualified(self) -> str:
@@ -53,6 +60,10 @@ class Settings:
     stage_name: str = "v1"
     manage_api_gateway_account: bool = True
     log_retention_days: int = 30
+    dynamodb_table_quota: int = DEFAULT_DYNAMODB_TABLE_QUOTA
+    """DynamoDB tables this stack may create in its account and region."""
+    api_key_quota: int = MAX_API_KEYS
+    """API keys (one per tenant) this stack may create in its account and region."""
 
     @property
     def python_version(self) -> str:
@@ -63,9 +74,9 @@ class Settings:
 class ConfigError(Exception):
     """Every problem in the stack config, one per line; ``str()`` is the report."""
 
-    def __init__(self, problems: list[str]) -> None:
+    def __init__(self, problems: list[str], heading: str = "Invalid stack config") -> None:
         self.problems = problems
-        super().__init__("Invalid stack config:\n" + "\n".join(f"  - {problem}" for problem in problems))
+        super().__init__(f"{heading}:\n" + "\n".join(f"  - {problem}" for problem in problems))
 
 
 _T = TypeVar("_T")
@@ -129,6 +140,20 @@ def load_settings(stack: str, config: pulumi.Config | None = None) -> Settings:
             defaults.log_retention_days,
             _one_of_ints(LOG_RETENTION_DAYS),
             "a CloudWatch Logs retention period: one of " + ", ".join(map(str, LOG_RETENTION_DAYS)),
+        ),
+        dynamodb_table_quota=read(
+            ConfigKey.DYNAMODB_TABLE_QUOTA,
+            defaults.dynamodb_table_quota,
+            _int_in_range(1, 1_000_000),
+            "a whole number of tables of at least 1: the account's DynamoDB table quota in this region "
+            "minus the tables other stacks keep there",
+        ),
+        api_key_quota=read(
+            ConfigKey.API_KEY_QUOTA,
+            defaults.api_key_quota,
+            _int_in_range(1, MAX_API_KEYS),
+            f"a whole number of API keys from 1 to {MAX_API_KEYS:,} (AWS's fixed limit per account and "
+            "region) minus the keys other stacks keep there",
         ),
     )
     if problems:

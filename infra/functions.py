@@ -142,10 +142,9 @@ class Functions(pulumi.ComponentResource):
     ) -> aws.lambda_.Function:
         args = self._args
         # An explicit function name lets the program own its log group (retention, least-privilege logging).
-        function_name = args.naming.function(function)
         log_group = aws.cloudwatch.LogGroup(
             f"{self._name}-{function}-logs",
-            name=f"/aws/lambda/{function_name}",
+            name=args.naming.function_log_group(function),
             retention_in_days=args.log_retention_days,
             opts=pulumi.ResourceOptions(parent=self),
         )
@@ -158,7 +157,7 @@ class Functions(pulumi.ComponentResource):
         variables: dict[str, pulumi.Input[str]] = {**environment, Env.SERVICE_NAME: function}
         return aws.lambda_.Function(
             f"{self._name}-{function}",
-            name=function_name,
+            name=args.naming.function(function),
             role=role.arn,
             runtime=args.runtime,
             architectures=[args.architecture.value],

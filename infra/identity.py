@@ -13,6 +13,7 @@ from blueprint.identity import (
     TENANT_ID_ATTRIBUTE,
     USER_WRITABLE_ATTRIBUTES,
     USERNAME_ATTRIBUTES,
+    USERNAME_CASE_SENSITIVE,
 )
 from tiers.naming import Naming
 
@@ -36,6 +37,9 @@ class Identity(pulumi.ComponentResource):
             f"{name}-user-pool",
             name=args.naming.user_pool,
             username_attributes=list(USERNAME_ATTRIBUTES),
+            username_configuration=aws.cognito.UserPoolUsernameConfigurationArgs(
+                case_sensitive=USERNAME_CASE_SENSITIVE
+            ),
             auto_verified_attributes=["email"],
             admin_create_user_config=aws.cognito.UserPoolAdminCreateUserConfigArgs(
                 allow_admin_create_user_only=True,

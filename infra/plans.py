@@ -3,6 +3,11 @@
 Per-tenant logical names derive from the tenant id only, so adding a tenant touches no
 other tenant, and a tier move replaces only the tenant's plan association (deleted before
 its replacement is made: a key may sit in one plan per stage).
+
+AWS refuses concurrent CreateUsagePlanKey calls (409), so plan associations are made in
+``PLAN_KEY_LANES`` chains: each waits for the association ``PLAN_KEY_LANES`` tenants before
+it in the tier file. A tenant's registry item waits for its association, so the authorizer
+never hands API Gateway a key that is in no plan (on a tier move: not before the new one exists).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from handlers.contract import REGISTRY_PARTITION_KEY
+from infra.rates import PLAN_KEY_LANES
 from tiers.model import Catalog, Tenant, Tier
 from tiers.naming import Naming
 from tiers.registry import registry_item
@@ -38,7 +44,13 @@ class Plans(pulumi.ComponentResource):
         self._name = name
         self._args = args
         self.usage_plans = {tier.name: self._usage_plan(tier) for tier in args.catalog.tiers.values()}
-        self.api_keys = {tenant.id: self._tenant(tenant) for tenant in args.catalog.tenants.values()}
+        self.api_keys = {}
+        plan_keys: list[aws.apigateway.UsagePlanKey] = []
+        for tenant in args.catalog.tenants.values():
+            lane_predecessor = plan_keys[-PLAN_KEY_LANES] if len(plan_keys) >= PLAN_KEY_LANES else None
+            api_key, plan_key = self._tenant(tenant, lane_predecessor)
+            self.api_keys[tenant.id] = api_key
+            plan_keys.append(plan_key)
         self.register_outputs({})
 
     def _usage_plan(self, tier: Tier) -> aws.apigateway.UsagePlan:
@@ -66,24 +78,31 @@ class Plans(pulumi.ComponentResource):
             ),
         )
 
-    def _tenant(self, tenant: Tenant) -> aws.apigateway.ApiKey:
+    def _tenant(
+        self, tenant: Tenant, lane_predecessor: aws.apigateway.UsagePlanKey | None
+    ) -> tuple[aws.apigateway.ApiKey, aws.apigateway.UsagePlanKey]:
         args = self._args
-        child = pulumi.ResourceOptions(parent=self)
         # No `value`: API Gateway generates it, and the provider keeps it a secret output.
         api_key = aws.apigateway.ApiKey(
             f"{self._name}-key-{tenant.id}",
             name=args.naming.api_key(tenant.id),
             enabled=not tenant.suspended,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self),
         )
-        aws.apigateway.UsagePlanKey(
+        # The provider reads the key's value back into the association's state: a secret there too.
+        plan_key = aws.apigateway.UsagePlanKey(
             f"{self._name}-plan-key-{tenant.id}",
             key_id=api_key.id,
             key_type="API_KEY",
             usage_plan_id=self.usage_plans[tenant.tier].id,
-            opts=pulumi.ResourceOptions(parent=self, delete_before_replace=True),
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                delete_before_replace=True,
+                additional_secret_outputs=["value"],
+                depends_on=[lane_predecessor] if lane_predecessor is not None else None,
+            ),
         )
-        # The item carries the key value: it stays a secret in state even where the value is not marked one.
+        # The item carries the key value: a secret, whatever the value's own marking.
         item: pulumi.Output[str] = pulumi.Output.all(api_key.id, api_key.value).apply(
             lambda key: pulumi.Output.secret(
                 json.dumps(
@@ -96,6 +115,6 @@ class Plans(pulumi.ComponentResource):
             table_name=args.registry_table_name,
             hash_key=REGISTRY_PARTITION_KEY,
             item=item,
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[plan_key]),
         )
-        return api_key
+        return api_key, plan_key

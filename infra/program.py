@@ -16,6 +16,7 @@ from infra.config import ConfigError, Settings, load_settings
 from infra.functions import Functions, FunctionsArgs
 from infra.identity import Identity, IdentityArgs
 from infra.plans import Plans, PlansArgs
+from infra.preflight import preflight_problems
 from infra.storage import Storage, StorageArgs
 from tiers.loader import CatalogError, load_catalog
 from tiers.model import Catalog
@@ -26,9 +27,13 @@ from tiers.registry import data_table
 def main() -> None:
     """The program ``pulumi up`` runs (``__main__.py`` calls this)."""
     stack = pulumi.get_stack()
+    naming = Naming(project=pulumi.get_project(), stack=stack)
     try:
         settings = load_settings(stack)
         catalog = load_catalog(settings.tiers_file)
+        problems = preflight_problems(settings, catalog, naming)
+        if problems:
+            raise ConfigError(problems, heading="AWS would refuse this stack part-way through `pulumi up`")
         bundle = build_bundle(BundleSpec(settings.python_version, settings.lambda_architecture))
     except (ConfigError, CatalogError, BundleError) as error:
         raise pulumi.RunError(str(error)) from None
@@ -36,7 +41,6 @@ def main() -> None:
         pulumi.log.info(f"Built the Lambda bundle in {bundle.path}")
     if bundle.bytecode_warning:
         pulumi.log.warn(bundle.bytecode_warning)
-    naming = Naming(project=pulumi.get_project(), stack=stack)
     for name, value in deploy(settings, catalog, naming, pulumi.FileArchive(str(bundle.path))).items():
         pulumi.export(name, value)
 

@@ -10,6 +10,7 @@ from typing import Any
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
+from blueprint.identity import sign_in_username
 from local.provision import DemoUser, create_demo_user
 from local.server import STACK_PATH, USAGE_PATH
 from local.settings import DUMMY_CREDENTIALS, HOST
@@ -52,25 +53,27 @@ def id_token(tenant_id: str, port: int) -> str:
         "cognito-idp", endpoint_url=stack["moto_endpoint"]
     )
     user = DemoUser(**tenant["demo_user"])
-
-    def sign_in() -> str:
-        answer = cognito.initiate_auth(
-            ClientId=stack["app_client_id"],
-            AuthFlow="USER_PASSWORD_AUTH",
-            AuthParameters={"USERNAME": user.username, "PASSWORD": user.password},
-        )
-        return str(answer["AuthenticationResult"]["IdToken"])
-
     try:
         try:
-            return sign_in()
+            return sign_in(cognito, stack["app_client_id"], user.username, user.password)
         except cognito.exceptions.UserNotFoundException:
             create_demo_user(cognito, stack["user_pool_id"], tenant_id, user)
-            return sign_in()
+            return sign_in(cognito, stack["app_client_id"], user.username, user.password)
     except (BotoCoreError, ClientError, KeyError, TypeError) as error:
         raise LocalClientError(
             f"sign-in of {user.username} on the stack on port {port} failed: {error}"
         ) from error
+
+
+def sign_in(cognito: Any, app_client_id: str, username: str, password: str) -> str:
+    """An ID token for ``username`` (USER_PASSWORD_AUTH), which matches whatever its case, as in the
+    deployed pool (``blueprint.identity.sign_in_username``)."""
+    answer = cognito.initiate_auth(
+        ClientId=app_client_id,
+        AuthFlow="USER_PASSWORD_AUTH",
+        AuthParameters={"USERNAME": sign_in_username(username), "PASSWORD": password},
+    )
+    return str(answer["AuthenticationResult"]["IdToken"])
 
 
 def usage(port: int) -> dict[str, Any]:

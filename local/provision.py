@@ -17,6 +17,7 @@ from blueprint.identity import (
     TENANT_ID_ATTRIBUTE,
     USER_WRITABLE_ATTRIBUTES,
     USERNAME_ATTRIBUTES,
+    USERNAME_CASE_SENSITIVE,
 )
 from blueprint.policies import (
     lambda_trust_policy,
@@ -191,6 +192,7 @@ def _create_user_pool(cognito: Any, naming: Naming) -> tuple[str, str]:
         PoolName=naming.user_pool,
         Schema=[TENANT_ATTRIBUTE_SCHEMA],
         UsernameAttributes=list(USERNAME_ATTRIBUTES),
+        UsernameConfiguration={"CaseSensitive": USERNAME_CASE_SENSITIVE},
         AdminCreateUserConfig={"AllowAdminCreateUserOnly": True},
     )
     pool_id = pool["UserPool"]["Id"]

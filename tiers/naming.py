@@ -1,12 +1,88 @@
 """Physical names of everything the tier file drives, shared by the Pulumi program and the local stack.
 
 Names depend on the stack and the tenant id only, never on the tier, so a tier
-move renames nothing.
+move renames nothing. ``NAME_RULES`` holds AWS's length and character rules for
+each kind of name as data, and ``Naming.physical_names`` lists every name a stack
+makes, so the program checks them all before it declares anything.
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from enum import StrEnum
+from functools import cached_property
+
+from handlers.contract import AUTHORIZER_FUNCTION, TENANT_API_FUNCTION
+
+FUNCTIONS = (AUTHORIZER_FUNCTION, TENANT_API_FUNCTION)
+
+
+class NameKind(StrEnum):
+    """A kind of AWS resource name; the value is how messages call it."""
+
+    DYNAMODB_TABLE = "DynamoDB table"
+    LAMBDA_FUNCTION = "Lambda function"
+    LOG_GROUP = "CloudWatch Logs log group"
+    IAM_ROLE = "IAM role"
+    REST_API = "API Gateway REST API"
+    STAGE = "API Gateway stage"
+    API_KEY = "API Gateway API key"
+    USAGE_PLAN = "API Gateway usage plan"
+    AUTHORIZER = "API Gateway authorizer"
+    USER_POOL = "Cognito user pool"
+    USER_POOL_CLIENT = "Cognito app client"
+
+
+@dataclass(frozen=True)
+class NameRule:
+    """AWS's rule for one kind of name: a length range and, where AWS has one, a character set."""
+
+    min_length: int
+    max_length: int | None
+    """None: AWS publishes no maximum."""
+    characters: str | None = None
+    """A regular-expression character class (``[A-Za-z0-9_.-]``); None: AWS publishes no character rule."""
+    allowed: str = "any characters"
+    """The character set in words, for messages."""
+
+    @cached_property
+    def _pattern(self) -> re.Pattern[str] | None:
+        return re.compile(f"{self.characters}*") if self.characters else None
+
+    def too_short(self, name: str) -> bool:
+        return len(name) < self.min_length
+
+    def too_long(self, name: str) -> bool:
+        return self.max_length is not None and len(name) > self.max_length
+
+    def bad_characters(self, name: str) -> str:
+        """The characters of ``name`` outside the allowed set, in order of first appearance, once each."""
+        pattern = self._pattern
+        if pattern is None or pattern.fullmatch(name):
+            return ""
+        return "".join(dict.fromkeys(char for char in name if not pattern.fullmatch(char)))
+
+    def accepts(self, name: str) -> bool:
+        return not (self.too_short(name) or self.too_long(name) or self.bad_characters(name))
+
+
+# From each service's API reference (the request parameter that takes the name). API Gateway's
+# CreateRestApi, CreateApiKey, CreateUsagePlan and CreateAuthorizer document no rule for `name`.
+NAME_RULES: dict[NameKind, NameRule] = {
+    NameKind.DYNAMODB_TABLE: NameRule(3, 255, "[A-Za-z0-9_.-]", "letters, digits, '_', '.' and '-'"),
+    NameKind.LAMBDA_FUNCTION: NameRule(1, 64, "[A-Za-z0-9_-]", "letters, digits, '_' and '-'"),
+    NameKind.LOG_GROUP: NameRule(1, 512, "[A-Za-z0-9_./#-]", "letters, digits, '_', '.', '/', '#' and '-'"),
+    NameKind.IAM_ROLE: NameRule(1, 64, r"[\w+=,.@-]", "letters, digits and '+=,.@_-'"),
+    NameKind.STAGE: NameRule(1, 128, "[A-Za-z0-9_-]", "letters, digits, '_' and '-'"),
+    NameKind.USER_POOL: NameRule(1, 128, r"[\w\s+=,.@-]", "letters, digits, spaces and '+=,.@_-'"),
+    NameKind.USER_POOL_CLIENT: NameRule(1, 128, r"[\w\s+=,.@-]", "letters, digits, spaces and '+=,.@_-'"),
+    NameKind.REST_API: NameRule(1, None),
+    NameKind.API_KEY: NameRule(1, None),
+    NameKind.USAGE_PLAN: NameRule(1, None),
+    NameKind.AUTHORIZER: NameRule(1, None),
+}
 
 
 @dataclass(frozen=True)
@@ -40,8 +116,19 @@ class Naming:
     def function(self, function: str) -> str:
         return f"{self.prefix}-{function}"
 
+    def function_log_group(self, function: str) -> str:
+        """The group Lambda writes ``function``'s logs to (its name is fixed by Lambda)."""
+        return f"/aws/lambda/{self.function(function)}"
+
     def usage_plan(self, tier_name: str) -> str:
         return f"{self.prefix}-{tier_name}"
+
+    @property
+    def rest_api(self) -> str:
+        return f"{self.prefix}-api"
+
+    def access_log_group(self, stage_name: str) -> str:
+        return f"/aws/apigateway/{self.rest_api}/{stage_name}"
 
     @property
     def user_pool(self) -> str:
@@ -50,3 +137,29 @@ class Naming:
     @property
     def app_client(self) -> str:
         return f"{self.prefix}-app"
+
+    def physical_names(
+        self,
+        *,
+        tier_names: Iterable[str],
+        tenant_ids: Iterable[str],
+        silo_tenant_ids: Iterable[str],
+        stage_name: str,
+    ) -> Iterator[tuple[NameKind, str]]:
+        """Every physical name a stack with these tiers, tenants and stage makes, with its kind."""
+        yield NameKind.DYNAMODB_TABLE, self.pooled_table
+        yield NameKind.DYNAMODB_TABLE, self.registry_table
+        for tenant_id in silo_tenant_ids:
+            yield NameKind.DYNAMODB_TABLE, self.silo_table(tenant_id)
+        for function in FUNCTIONS:
+            yield NameKind.LAMBDA_FUNCTION, self.function(function)
+            yield NameKind.LOG_GROUP, self.function_log_group(function)
+        yield NameKind.REST_API, self.rest_api
+        yield NameKind.STAGE, stage_name
+        yield NameKind.LOG_GROUP, self.access_log_group(stage_name)
+        for tier_name in tier_names:
+            yield NameKind.USAGE_PLAN, self.usage_plan(tier_name)
+        for tenant_id in tenant_ids:
+            yield NameKind.API_KEY, self.api_key(tenant_id)
+        yield NameKind.USER_POOL, self.user_pool
+        yield NameKind.USER_POOL_CLIENT, self.app_client

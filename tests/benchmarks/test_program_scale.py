@@ -47,6 +47,8 @@ def _declared(run: ProgramRun) -> Counter[tuple[Any, ...]]:
             resource.protect,
             resource.retain_on_delete,
             resource.delete_before_replace,
+            resource.additional_secret_outputs,
+            tuple(sorted(dependency.rpartition("::")[2] for dependency in resource.dependencies)),
         )
         for resource in run.custom_resources
     )
@@ -65,7 +67,7 @@ def test_floor_declares_exactly_what_the_program_declares(tmp_path: Path) -> Non
         program=functools.partial(floor, tiers_file, bundle, f"{PROJECT}-{STACK}"),
     )
 
-    # THEN they register the same multiset of custom resources (type, name, inputs, options)
+    # THEN they register the same multiset of custom resources (type, name, inputs, options, dependencies)
     program_declared, floor_declared = _declared(program), _declared(floor_run)
     assert program_declared - floor_declared == Counter(), "declared by the program only"
     assert floor_declared - program_declared == Counter(), "declared by the floor only"

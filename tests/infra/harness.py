@@ -29,6 +29,7 @@ from pulumi.runtime.sync_await import _sync_await
 
 from infra.config import CONFIG_NAMESPACE
 from infra.program import main
+from infra.rates import MIN_MAX_RETRIES
 
 PROJECT = "tenant-tiers"
 ACCOUNT = "123456789012"
@@ -76,8 +77,12 @@ class RecordedResource:
     protect: bool
     retain_on_delete: bool
     delete_before_replace: bool
+    additional_secret_outputs: frozenset[str]
+    """Outputs the program (or the provider's SDK class) marks secret, camelCase as the engine gets them."""
     dependencies: tuple[str, ...]
     """URNs it depends on (depends_on and the resources its inputs come from)."""
+    property_dependencies: Mapping[str, frozenset[str]]
+    """Per input, the URNs its value comes from (depends_on alone adds none)."""
     aliases: tuple[str, ...] = ()
     """Former logical names (alias specs) or URNs (alias URNs) the resource answers to."""
 
@@ -117,6 +122,9 @@ class ProgramRun:
 class ProgramMocks(pulumi.runtime.Mocks):
     """Plausible, deterministic outputs: the same logical name always gets the same id, ARN and key value."""
 
+    def __init__(self) -> None:
+        self._key_values: dict[str, str] = {}
+
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict[str, Any]]:
         name = args.inputs.get("name") or args.name
         resource_id = f"{args.name}-id"
@@ -128,7 +136,13 @@ class ProgramMocks(pulumi.runtime.Mocks):
         elif args.typ == API_KEY:
             resource_id = _token(args.name, 10)
             # The provider marks the generated value secret (additional_secret_outputs); so do the mocks.
-            state["value"] = rpc.wrap_rpc_secret(_token(f"{args.name}/value", 40))
+            value = _token(f"{args.name}/value", 40)
+            self._key_values[resource_id] = value
+            state["value"] = rpc.wrap_rpc_secret(value)
+        elif args.typ == USAGE_PLAN_KEY:
+            # Like the provider, which reads the association back (GetUsagePlanKey): it holds the key value.
+            resource_id = args.inputs["keyId"]
+            state["value"] = self._key_values.get(resource_id, "")
         elif args.typ == USER_POOL:
             resource_id = f"{REGION}_{_token(args.name, 9)}"
             state["endpoint"] = f"cognito-idp.{REGION}.amazonaws.com/{resource_id}"
@@ -183,19 +197,27 @@ class RecordingMonitor(MockMonitor):
             protect=bool(request.protect),
             retain_on_delete=bool(request.retainOnDelete),
             delete_before_replace=bool(request.deleteBeforeReplace),
+            additional_secret_outputs=frozenset(request.additionalSecretOutputs),
             dependencies=tuple(request.dependencies),
             aliases=tuple(
                 alias.spec.name if alias.HasField("spec") else alias.urn for alias in request.aliases
             ),
+            property_dependencies={
+                key: frozenset(urns.urns) for key, urns in request.propertyDependencies.items()
+            },
         )
         with self._lock:
             self.recorded.append(record)
         return response
 
 
+DEPLOY_CONFIG: dict[str, str] = {"aws:maxRetries": str(MIN_MAX_RETRIES)}
+"""The provider settings the README's deploy commands set; every run gets them unless it overrides them."""
+
+
 def run_program(
     tiers_file: Path,
-    config: Mapping[str, str] | None = None,
+    config: Mapping[str, str | None] | None = None,
     stack: str = "test",
     *,
     raise_errors: bool = True,
@@ -206,14 +228,19 @@ def run_program(
     """Run the program on ``tiers_file`` under mocks.
 
     ``config`` holds further stack config, keyed ``tenant-tiers`` keys without the namespace
-    (``{"stageName": "prod"}``) or fully qualified keys (``{"aws:region": "eu-west-1"}``).
+    (``{"stageName": "prod"}``) or fully qualified keys (``{"aws:region": "eu-west-1"}``); a None
+    value removes a key of ``DEPLOY_CONFIG``.
     With ``raise_errors=False`` a failing program returns a run whose ``error`` is set.
     ``program`` replaces ``infra.program.main`` (the benchmarks' floor runs through here too).
     ``mocks`` replaces ProgramMocks; ``preview=True`` runs the program as `pulumi preview` would.
     """
-    stack_config = {f"{CONFIG_NAMESPACE}:tiersFile": str(tiers_file)}
+    stack_config = {**DEPLOY_CONFIG, f"{CONFIG_NAMESPACE}:tiersFile": str(tiers_file)}
     for key, value in (config or {}).items():
-        stack_config[key if ":" in key else f"{CONFIG_NAMESPACE}:{key}"] = value
+        qualified = key if ":" in key else f"{CONFIG_NAMESPACE}:{key}"
+        if value is None:
+            stack_config.pop(qualified, None)
+        else:
+            stack_config[qualified] = value
 
     monitor = RecordingMonitor(mocks or ProgramMocks())
     error: BaseException | None = None

@@ -446,6 +446,12 @@ def test_tenant_attribute_is_immutable_and_users_are_created_by_admins_only(run:
     assert pool.protect
 
 
+def test_usernames_match_whatever_their_case_from_the_first_deploy(run: ProgramRun) -> None:
+    # `python -m tiers users add` stores emails lower-cased; a user typing capitals must still sign in.
+    # Cognito fixes this when the pool is created (changing it replaces the pool and its users).
+    assert run.one(USER_POOL).inputs["usernameConfiguration"] == {"caseSensitive": False}
+
+
 def test_app_client_cannot_write_the_tenant_attribute_has_no_secret_and_the_right_flows(
     run: ProgramRun,
 ) -> None:
