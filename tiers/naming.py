@@ -30,7 +30,6 @@ class NameKind(StrEnum):
     STAGE = "API Gateway stage"
     API_KEY = "API Gateway API key"
     USAGE_PLAN = "API Gateway usage plan"
-    AUTHORIZER = "API Gateway authorizer"
     USER_POOL = "Cognito user pool"
     USER_POOL_CLIENT = "Cognito app client"
 
@@ -69,7 +68,7 @@ class NameRule:
 
 
 # From each service's API reference (the request parameter that takes the name). API Gateway's
-# CreateRestApi, CreateApiKey, CreateUsagePlan and CreateAuthorizer document no rule for `name`.
+# CreateRestApi, CreateApiKey and CreateUsagePlan document no rule for `name`.
 NAME_RULES: dict[NameKind, NameRule] = {
     NameKind.DYNAMODB_TABLE: NameRule(3, 255, "[A-Za-z0-9_.-]", "letters, digits, '_', '.' and '-'"),
     NameKind.LAMBDA_FUNCTION: NameRule(1, 64, "[A-Za-z0-9_-]", "letters, digits, '_' and '-'"),
@@ -81,7 +80,6 @@ NAME_RULES: dict[NameKind, NameRule] = {
     NameKind.REST_API: NameRule(1, None),
     NameKind.API_KEY: NameRule(1, None),
     NameKind.USAGE_PLAN: NameRule(1, None),
-    NameKind.AUTHORIZER: NameRule(1, None),
 }
 
 

@@ -18,12 +18,9 @@ from tests.infra.conftest import TENANTS, TIERS, write_tier_file
 from tests.infra.harness import (
     ACCOUNT_SETTINGS,
     API_KEY,
-    AUTHORIZER,
     DEPLOYMENT,
     FUNCTION,
-    INTEGRATION,
     LOG_GROUP,
-    METHOD,
     PERMISSION,
     REST_API,
     ROLE,
@@ -40,8 +37,6 @@ from tests.infra.harness import (
     run_program,
 )
 
-RESOURCE = "aws:apigateway/resource:Resource"
-
 KEY_BEARING_OUTPUTS: dict[str, frozenset[str]] = {
     API_KEY: frozenset({"value"}),
     USAGE_PLAN_KEY: frozenset({"value"}),  # read back from GetUsagePlanKey
@@ -52,14 +47,10 @@ KEY_BEARING_OUTPUTS: dict[str, frozenset[str]] = {
 
 NO_KEY_OUTPUTS: dict[str, str] = {
     ACCOUNT_SETTINGS: "a role ARN and throttle settings",
-    AUTHORIZER: "authorizerCredentials is a role ARN, unset here",
     DEPLOYMENT: "ids, a description and the redeployment trigger hash",
     FUNCTION: "configuration; the environment holds table names, URLs and ARNs only",
-    INTEGRATION: "credentials is a role ARN, unset here",
     LOG_GROUP: "names and ARNs",
-    METHOD: "route settings",
     PERMISSION: "eventSourceToken is for Alexa skills, unset here",
-    RESOURCE: "path parts",
     REST_API: "ids and settings; body is the API definition",
     ROLE: "policy documents and ARNs",
     ROLE_POLICY: "a policy document",

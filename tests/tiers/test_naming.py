@@ -24,7 +24,7 @@ def test_physical_names_cover_every_name_the_stack_makes() -> None:
     assert (NameKind.API_KEY, "tenant-tiers-prod-acme") in names
     assert (NameKind.LOG_GROUP, "/aws/apigateway/tenant-tiers-prod-api/v1") in names
     assert sum(kind is NameKind.LAMBDA_FUNCTION for kind, _ in names) == len(FUNCTIONS)
-    assert {kind for kind, _ in names} == set(NameKind) - {NameKind.IAM_ROLE, NameKind.AUTHORIZER}
+    assert {kind for kind, _ in names} == set(NameKind) - {NameKind.IAM_ROLE}
 
 
 @pytest.mark.parametrize(
