@@ -11,24 +11,49 @@ from __future__ import annotations
 import difflib
 import os
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Final
 
 from pydantic import ValidationError
 
 from handlers.contract import TENANT_ID_MAX_LENGTH, is_valid_tenant_id
 from tiers.model import Catalog, Isolation, Quota, QuotaPeriod, Tenant, Throttle, Tier
-from tiers.problems import CatalogError, Problem, listing
-from tiers.schema import TenantEntry, TierEntry, describe, entry_problems, unknown_key_message
+from tiers.problems import CatalogError, Problem, listing, shortened
+from tiers.schema import (
+    AWS_INTEGER_MAX,
+    TenantEntry,
+    TierEntry,
+    describe,
+    entry_problems,
+    unknown_key_message,
+)
+from tiers.source_file import MAX_FILE_BYTES, read_tier_file
 from tiers.yaml_source import Path as KeyPath
-from tiers.yaml_source import SourceDocument, YamlSyntaxError, read_yaml
+from tiers.yaml_source import SourceDocument, YamlLimits, YamlSyntaxError, read_yaml
 
-__all__ = ["MAX_TENANTS", "MAX_TIERS", "CatalogError", "Problem", "load_catalog", "parse_catalog"]
+__all__ = [
+    "MAX_FILE_BYTES",
+    "MAX_NESTING",
+    "MAX_TENANTS",
+    "MAX_TIERS",
+    "MAX_VALUES",
+    "CatalogError",
+    "Problem",
+    "load_catalog",
+    "parse_catalog",
+]
 
 MAX_TIERS: Final = 300
 """One usage plan per tier; AWS allows 300 usage plans per account and region."""
 MAX_TENANTS: Final = 10_000
 """One API key per tenant; AWS allows 10,000 API keys per account and region (a hard limit)."""
+
+MAX_NESTING: Final = 32
+"""Lists and mappings nested in one another; a tier file needs 4."""
+MAX_VALUES: Final = 100_000
+"""YAML values in one file: a valid one has at most 85,405 (the limits above, every field written out)."""
+TIER_FILE_LIMITS: Final = YamlLimits(
+    max_depth=MAX_NESTING, max_values=MAX_VALUES, largest_number=AWS_INTEGER_MAX
+)
 
 TOP_LEVEL_KEYS: Final = ("tiers", "tenants")
 ID_RULE: Final = (
@@ -44,20 +69,20 @@ _ID_WHY: Final = (
 def load_catalog(path: str | os.PathLike[str]) -> Catalog:
     """Read and check the tier file at ``path``; raise CatalogError listing every problem."""
     source = os.fspath(path)
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise _file_error(source, "no such file. Check the path, or create the tier file there.") from None
-    except IsADirectoryError:
-        raise _file_error(
-            source, "this is a directory; give the path of a tier file such as tiers/dev.yaml."
-        ) from None
-    except PermissionError:
-        raise _file_error(source, "permission denied; make the file readable by this user.") from None
-    except OSError as error:
-        raise _file_error(
-            source, f"cannot be read ({error.strerror}); check the path and the disk."
-        ) from None
+    raw = read_tier_file(path)
+    if b"\0" in raw:
+        line = raw[: raw.index(b"\0")].count(b"\n") + 1
+        raise CatalogError(
+            [
+                Problem(
+                    source,
+                    line,
+                    "",
+                    "the file has NUL bytes: it is binary, or text saved as UTF-16 or UTF-32, not a tier "
+                    "file. Check the path, or save the file as UTF-8 text.",
+                )
+            ]
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -96,7 +121,7 @@ def id_problem(kind: str, value: str) -> str | None:
     else:
         reason = "has a double hyphen"
     examples = "'basic' or 'premium-eu'" if kind == "tier name" else "'acme' or 'globex-eu'"
-    return f"{kind} '{value}' {reason}; use {ID_RULE} (such as {examples}). {_ID_WHY}"
+    return f"{kind} '{shortened(value)}' {reason}; use {ID_RULE} (such as {examples}). {_ID_WHY}"
 
 
 class _Checker:
@@ -109,7 +134,7 @@ class _Checker:
 
     def check(self, text: str) -> Catalog | None:
         try:
-            self._document = read_yaml(text)
+            self._document = read_yaml(text, TIER_FILE_LIMITS)
         except YamlSyntaxError as error:
             self.problems.append(Problem(self.source, error.line, "", error.message))
             return None
@@ -275,10 +300,6 @@ class _Checker:
         self.problems.append(Problem(self.source, line, ".".join(path), message))
 
 
-def _file_error(source: str, message: str) -> CatalogError:
-    return CatalogError([Problem(source, None, "", message)])
-
-
 def _as_mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, dict) else {}
 
@@ -303,7 +324,7 @@ def _unknown_tier_message(tier: str, tier_names: list[str], in_this_file: str) -
     close = difflib.get_close_matches(tier, tier_names, n=1, cutoff=0.6)
     suggestion = f" Did you mean '{close[0]}'?" if close else ""
     return (
-        f"unknown tier '{tier}'; tiers in this file: {in_this_file}.{suggestion} "
+        f"unknown tier '{shortened(tier)}'; tiers in this file: {in_this_file}.{suggestion} "
         "Use one of them or add the tier under `tiers:`."
     )
 
@@ -317,6 +338,6 @@ def _duplicate_message(path: KeyPath, first_line: int) -> str:
     else:
         what, fix = "key", "keep only one of them"
     return (
-        f"duplicate {what} '{key}': first at line {first_line}, again here. "
+        f"duplicate {what} '{shortened(key)}': first at line {first_line}, again here. "
         f"YAML would silently keep just one; {fix}."
     )

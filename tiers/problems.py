@@ -26,6 +26,11 @@ def listing(names: Sequence[str], shown: int = 12) -> str:
     return ", ".join(names[:shown]) + (f" and {more} more" if more > 0 else "")
 
 
+def shortened(text: str, shown: int = 40) -> str:
+    """``text``, cut after ``shown`` characters with its length, so one long value cannot flood a report."""
+    return text if len(text) <= shown else f"{text[:shown]}… ({len(text):,} characters)"
+
+
 def summary_line(problems: Iterable[Problem]) -> str:
     """The closing line of a report: how many problems and how to check again after fixing them."""
     found = list(problems)

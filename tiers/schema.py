@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from pydantic_core import ErrorDetails, PydanticCustomError
 
 from tiers.model import Isolation, QuotaPeriod
+from tiers.problems import shortened
 
 NAME_MAX_LENGTH: Final = 128
 # API Gateway takes burst, quota limit and offset as 32-bit integers.
@@ -152,7 +153,7 @@ def unknown_key_message(key: str, valid: Iterable[str]) -> str:
     valid_keys = list(valid)
     close = difflib.get_close_matches(key, valid_keys, n=1, cutoff=0.6)
     suggestion = f" Did you mean '{close[0]}'?" if close else ""
-    return f"unknown key '{key}'.{suggestion} Keys allowed here: {', '.join(valid_keys)}."
+    return f"unknown key '{shortened(key)}'.{suggestion} Keys allowed here: {', '.join(valid_keys)}."
 
 
 def describe(value: Any) -> str:

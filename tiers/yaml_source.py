@@ -6,6 +6,12 @@ libyaml when present: ruamel.yaml's pure-Python composer takes seconds on a
 report duplicate keys instead of silently keeping one, keep the line of every
 key, and read plain scalars by the YAML 1.2 core schema, where `yes`, `on`
 and `no` are text rather than booleans.
+
+Before composing, one pass over the parser's event stream (libyaml's parser is
+iterative) checks the document against YamlLimits: libyaml's composer recurses
+once per level of nesting and crashes the interpreter on deep enough input, and
+every value costs time and memory to build. The pass stops at the first event
+past a limit, so no input costs more than the limits allow.
 """
 
 from __future__ import annotations
@@ -16,6 +22,15 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import yaml
+from yaml.events import (
+    AliasEvent,
+    Event,
+    MappingEndEvent,
+    MappingStartEvent,
+    ScalarEvent,
+    SequenceEndEvent,
+    SequenceStartEvent,
+)
 from yaml.nodes import MappingNode, Node, ScalarNode
 
 Path = tuple[str, ...]
@@ -53,6 +68,27 @@ class _Yaml12Loader(_Loader):  # type: ignore[misc]
 
 
 @dataclass(frozen=True)
+class YamlLimits:
+    max_depth: int
+    """Lists and mappings nested in one another (a scalar at the top is depth 0)."""
+    max_values: int
+    """Keys, scalar values, lists, mappings and aliases in the whole document."""
+    largest_number: int
+    """A whole number with more digits than this one is reported as too large instead of being read."""
+
+
+# An event's effect on (depth, values): collections open and close, every node counts once.
+_EVENT_STEPS: Final[dict[type[Event], tuple[int, int]]] = {
+    MappingStartEvent: (1, 1),
+    SequenceStartEvent: (1, 1),
+    MappingEndEvent: (-1, 0),
+    SequenceEndEvent: (-1, 0),
+    ScalarEvent: (0, 1),
+    AliasEvent: (0, 1),
+}
+
+
+@dataclass(frozen=True)
 class Duplicate:
     path: Path
     first_line: int
@@ -85,15 +121,18 @@ class SourceDocument:
 
 
 class YamlSyntaxError(Exception):
+    """The text is not YAML, or is past the limits: nothing of it can be checked further."""
+
     def __init__(self, line: int | None, message: str) -> None:
         super().__init__(message)
         self.line = line
         self.message = message
 
 
-def read_yaml(text: str) -> SourceDocument:
-    """Parse ``text``; raise YamlSyntaxError when it is not YAML at all."""
+def read_yaml(text: str, limits: YamlLimits) -> SourceDocument:
+    """Parse ``text``; raise YamlSyntaxError when it is not YAML at all or is past ``limits``."""
     try:
+        _check_limits(text, limits)
         root = yaml.compose(text, Loader=_Yaml12Loader)
     except yaml.MarkedYAMLError as error:
         raise _syntax_error(error) from None
@@ -109,8 +148,32 @@ def read_yaml(text: str) -> SourceDocument:
     document = SourceDocument(data=None)
     if root is not None:
         document.lines[()] = root.start_mark.line + 1
-        document.data = _Builder(document).build(root, ())
+        document.data = _Builder(document, limits.largest_number).build(root, ())
     return document
+
+
+def _check_limits(text: str, limits: YamlLimits) -> None:
+    depth = values = 0
+    for event in yaml.parse(text, Loader=_Yaml12Loader):
+        depth_step, value_step = _EVENT_STEPS.get(type(event), (0, 0))
+        depth += depth_step
+        values += value_step
+        if depth > limits.max_depth:
+            line = event.start_mark.line + 1
+            raise YamlSyntaxError(
+                line,
+                f"lists and mappings nested more than {limits.max_depth} levels deep at line {line}; a "
+                "tier file needs 4 (the file, `tiers:`, a tier, its `throttle:`). Check that this is the "
+                "tier file, and the brackets and indentation above this line.",
+            )
+        if values > limits.max_values:
+            line = event.start_mark.line + 1
+            raise YamlSyntaxError(
+                line,
+                f"more than {limits.max_values:,} values (keys, values, lists and mappings) by line "
+                f"{line}; the largest valid tier file (AWS's limits, every field written out) has 85,405. "
+                "Check that this is the tier file, or move tenants to a stack in another region or account.",
+            )
 
 
 def _syntax_error(error: yaml.MarkedYAMLError) -> YamlSyntaxError:
@@ -141,8 +204,9 @@ def _one_line(text: str) -> str:
 
 
 class _Builder:
-    def __init__(self, document: SourceDocument) -> None:
+    def __init__(self, document: SourceDocument, largest_number: int) -> None:
         self._document = document
+        self._largest_number = largest_number
         self._built: dict[int, Any] = {}
         self._building: set[int] = set()
 
@@ -206,6 +270,9 @@ class _Builder:
     def _scalar(self, node: ScalarNode, path: Path) -> Any:
         text: str = node.value
         tag = _resolve_plain(text) if node.tag == _PLAIN else node.tag
+        if tag == _INT and _longer_than(text, len(str(self._largest_number))):
+            self._issue(node, path, self._too_large(text))
+            return None
         try:
             return _construct(tag, text)
         except ValueError:
@@ -218,8 +285,41 @@ class _Builder:
             self._issue(node, path, f"unsupported YAML tag {tag}; remove it.")
         return None
 
+    def _too_large(self, text: str) -> str:
+        shown = (
+            text
+            if len(text) <= _SHOWN_CHARACTERS
+            else f"{text[:_SHOWN_CHARACTERS]}… ({len(text):,} characters)"
+        )
+        if text.startswith("-"):
+            return (
+                f"the whole number {shown} is out of range: numbers in a tier file go from 0 to "
+                f"{self._largest_number:,} (docs/tier-file.md gives each field's range)."
+            )
+        return (
+            f"the whole number {shown} is too large: the maximum is {self._largest_number:,}, the largest "
+            "number any field of a tier file takes (docs/tier-file.md gives each field's range)."
+        )
+
     def _issue(self, node: Node, path: Path, message: str) -> None:
         self._document.issues.append(SourceIssue(node.start_mark.line + 1, path, message))
+
+
+_SHOWN_CHARACTERS: Final = 20
+
+
+def _longer_than(text: str, digits: int) -> bool:
+    """Whether the whole number ``text`` (which the int tag matched) has more than ``digits`` decimal digits.
+
+    Decimal text is not converted: CPython refuses (ValueError) or takes quadratic time on long ones.
+    """
+    if _INT_DEC_RE.fullmatch(text):
+        return len(text.lstrip("+-").lstrip("0")) > digits
+    if _INT_OCT_RE.fullmatch(text) or _INT_HEX_RE.fullmatch(text):
+        # Powers of two convert in linear time, whatever their length.
+        smallest_too_long: int = 10**digits
+        return int(text[2:], 8 if text[1] == "o" else 16) >= smallest_too_long
+    return False
 
 
 def _resolve_plain(text: str) -> str:

@@ -712,7 +712,7 @@ def test_a_file_that_is_not_utf8_is_a_problem_on_its_line(tmp_path):
     ]
 
 
-def test_ten_thousand_tenants_load_quickly(tmp_path):
+def test_ten_thousand_tenants_load(tmp_path):
     # GIVEN the largest tier file AWS allows: 10,000 tenants, four lines each
     tenants = "".join(
         f"  tenant-{index}:\n    tier: {'basic' if index % 3 else 'premium'}\n    name: Tenant {index}\n"
@@ -725,10 +725,7 @@ def test_ten_thousand_tenants_load_quickly(tmp_path):
     )
     path = tmp_path / "big.yaml"
     path.write_text(tier_file(VALID.split("tenants:")[0].removeprefix("tiers:\n") + premium, tenants))
-    # WHEN loaded
-    started = time.perf_counter()
+    # WHEN loaded (its time is measured, not tested: docs/tier-file.md, Limits)
     catalog = load_catalog(path)
-    elapsed = time.perf_counter() - started
-    # THEN every tenant is there, within a budget that leaves room for a busy CI machine (about 0.5 s here)
+    # THEN every tenant is there
     assert len(catalog.tenants) == MAX_TENANTS
-    assert elapsed < 3, f"loading 10,000 tenants took {elapsed:.2f} s"
