@@ -21,9 +21,7 @@ MAX_FILE_BYTES: Final = 16 * 2**20
 
 _OPEN_FLAGS: Final = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
 _CHUNK: Final = 2**20
-_REGULAR_FILE_HINT: Final = (
-    "a tier file must be a regular file; give the path of one, such as tiers/dev.yaml."
-)
+_REGULAR_FILE_HINT: Final = "give the path of a tier file, such as tiers/dev.yaml."
 
 
 def read_tier_file(path: str | os.PathLike[str], max_bytes: int = MAX_FILE_BYTES) -> bytes:

@@ -14,6 +14,7 @@ may run the program many times.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import threading
 from collections.abc import Callable, Mapping
@@ -283,7 +284,13 @@ def run_under_mocks(
     settings.ROOT.set(None)  # a fresh root stack for every run
     pulumi.runtime.set_mocks(monitor.mocks, project=PROJECT, stack=stack, preview=preview, monitor=monitor)
     pulumi.runtime.set_all_config(dict(stack_config))
-    _sync_await(run_pulumi_func(program))
+    collecting = gc.isenabled()
+    try:
+        _sync_await(run_pulumi_func(program))
+    finally:
+        # The program turns the cyclic collector off for the rest of its process; this process goes on.
+        if collecting:
+            gc.enable()
 
 
 def _token(seed: str, length: int) -> str:
