@@ -13,8 +13,17 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from handlers.contract import DATA_PARTITION_KEY, DATA_SORT_KEY, REGISTRY_PARTITION_KEY, TENANT_SESSION_TAG
+from handlers.contract import (
+    DATA_PARTITION_KEY,
+    DATA_SORT_KEY,
+    REGISTRY_PARTITION_KEY,
+    TENANT_ID_MAX_LENGTH,
+    TENANT_ID_PATTERN,
+    TENANT_SESSION_TAG,
+)
 from handlers.tenant_data import TenantClients
 from local.emulator import Emulator
 from local.provision import AwsClients, Provisioned, provision
@@ -226,3 +235,27 @@ def test_a_session_cannot_assume_a_role_itself(stack: Stack) -> None:
     assert raised.value.response["Error"]["Code"] == "AccessDenied"
     # GetCallerIdentity needs no permission, on AWS as here
     assert session_sts.get_caller_identity()["Arn"].endswith("/tenant-x")
+
+
+tenant_ids = st.from_regex(TENANT_ID_PATTERN, fullmatch=True).filter(
+    lambda value: len(value) <= TENANT_ID_MAX_LENGTH
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(caller=tenant_ids, victim=tenant_ids, suffix=st.sampled_from(["", "-corp", "0", "-a-b"]))
+def test_any_two_tenant_sessions_are_kept_apart_by_the_emulator(
+    stack: Stack, caller: str, victim: str, suffix: str
+) -> None:
+    # GIVEN two different tenant ids, often one a prefix of the other, each with its own tagged session
+    victim = (caller + suffix)[:TENANT_ID_MAX_LENGTH] if suffix else victim
+    if victim == caller:
+        return
+    client, pooled = stack.session(caller), stack.provisioned.pooled_table
+    # WHEN the caller writes and reads its own partition THEN that works
+    client.put_item(TableName=pooled, Item={**key(caller), "doc": {"S": caller}})
+    assert client.get_item(TableName=pooled, Key=key(caller))["Item"]["doc"] == {"S": caller}
+    # WHEN it names the other tenant's partition, or the other's silo table, THEN the emulator refuses
+    denied(lambda: client.get_item(TableName=pooled, Key=key(victim)))
+    denied(lambda: client.put_item(TableName=pooled, Item={**key(victim), "doc": {"S": caller}}))
+    denied(lambda: client.get_item(TableName=NAMING.silo_table(victim), Key=key(caller)))
