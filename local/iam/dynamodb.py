@@ -221,8 +221,8 @@ def operation_of(call: SignedCall) -> str:
 def parameters_of(call: SignedCall) -> Mapping[str, Any]:
     try:
         params = json.loads(call.body or b"{}")
-    except ValueError as error:
-        raise UnsupportedPolicyError("the request body is not JSON") from error
+    except (ValueError, RecursionError) as error:
+        raise UnsupportedPolicyError("the request body is not JSON this emulation can read") from error
     if not isinstance(params, dict):
         raise UnsupportedPolicyError("the request body is not a JSON object")
     return params

@@ -89,7 +89,7 @@ def test_the_operation_comes_from_x_amz_target_and_the_parameters_from_the_json_
     for target in ("", "DynamoDBStreams_20120810.GetRecords", "GetItem"):
         with pytest.raises(UnsupportedPolicyError):
             operation_of(signed("dynamodb", x_amz_target=target))
-    for body in (b"{not json", b"[1]"):
+    for body in (b"{not json", b"[1]", b'{"a":' * 100_000):
         with pytest.raises(UnsupportedPolicyError):
             parameters_of(signed("dynamodb", body))
 
