@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from local.iam.policy import ContextValue, Request, UnsupportedPolicyError
 from local.iam.wire import Answer, Caller, SignedCall, StackClients
 
@@ -277,9 +279,10 @@ class DynamoDBAuthorization:
         client = self._clients(SERVICE, region)
         try:
             description = client.describe_table(TableName=table)["Table"]
-        except client.exceptions.ResourceNotFoundException as error:
+        except ClientError as error:
             # IAM decides before the table is looked up: without a key schema, no leading key is known.
-            problem = f"table {table} does not exist, so its partition key is unknown"
+            code = error.response.get("Error", {}).get("Code", "")
+            problem = f"the partition key of table {table!r} is unknown ({code} from DescribeTable)"
             raise UnsupportedPolicyError(problem) from error
         indexes = [
             *description.get("GlobalSecondaryIndexes", []),

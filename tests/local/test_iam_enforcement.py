@@ -170,6 +170,9 @@ def test_a_session_cannot_scan_the_pooled_table_or_read_the_registry(stack: Stac
     mixed = [{"Get": {"TableName": pooled, "Key": key(tenant_id)}} for tenant_id in ("acme", "acme-corp")]
     denied(lambda: client.transact_get_items(TransactItems=mixed))
     assert client.transact_get_items(TransactItems=mixed[:1])["Responses"]
+    # AND item calls on tables that do not exist or cannot (their partition key is unknown)
+    denied(lambda: client.get_item(TableName="no-such-table", Key=key("acme")))
+    denied(lambda: client.get_item(TableName="ab", Key=key("acme")))
     # AND table-level calls
     denied(lambda: client.describe_table(TableName=pooled))
     denied(lambda: client.delete_table(TableName=stack.table_of("globex")))
