@@ -1,4 +1,4 @@
-"""python -m local up | token TENANT | usage: the local stack from the command line."""
+"""python -m local up | token TENANT | usage | reload: the local stack from the command line."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from local.client import LocalClientError, id_token, usage, usage_table
+from local.client import LocalClientError, id_token, reload, usage, usage_table
 from local.server import SHUTDOWN_GRACE_SECONDS
 from local.settings import DEFAULT_PORT, DEFAULT_TIERS_FILE
 
@@ -63,6 +63,27 @@ def _parser() -> argparse.ArgumentParser:
     usage_command = commands.add_parser("usage", help="per-tenant requests used and left in the quota period")
     usage_command.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port of the running stack")
     usage_command.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    reload_command = commands.add_parser(
+        "reload",
+        help="re-read the running stack's tier file and apply the edit as `pulumi up` would",
+        description="The running stack reads its tier file again and applies the difference: new, "
+        "suspended, resumed, moved and removed tenants, tier limits, renames, new tiers and silo tables. "
+        "A bad file, or a silo table that would leave the stack without --unprotect, is refused and "
+        "nothing changes. Exit status: 0 applied (or nothing to do), 1 refused or no stack.",
+    )
+    reload_command.add_argument("--port", type=_port, default=DEFAULT_PORT, help="port of the running stack")
+    reload_command.add_argument(
+        "--unprotect",
+        action="append",
+        default=[],
+        metavar="TENANT",
+        help="let TENANT's silo table leave the stack (the local `pulumi state unprotect`); "
+        "the table and its rows stay in the emulator. Repeat for several tenants",
+    )
+    reload_command.add_argument(
+        "--dry-run", action="store_true", help="say what the reload would do and change nothing"
+    )
     return parser
 
 
@@ -117,6 +138,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "token":
             print(id_token(args.tenant, args.port))
+        elif args.command == "reload":
+            done, report = reload(args.port, args.unprotect, dry_run=args.dry_run)
+            print(report, file=sys.stdout if done else sys.stderr)
+            return 0 if done else 1
         elif args.json:
             print(json.dumps(usage(args.port), indent=2))
         else:

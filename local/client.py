@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.error
 import urllib.request
+from collections.abc import Sequence
 from typing import Any
 
 import boto3
@@ -12,10 +13,12 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from blueprint.identity import sign_in_username
 from local.provision import DemoUser, create_demo_user
-from local.server import STACK_PATH, USAGE_PATH
+from local.server import RELOAD_PATH, STACK_PATH, USAGE_PATH
 from local.settings import DUMMY_CREDENTIALS, HOST
 
 REQUEST_TIMEOUT_SECONDS = 5
+# A reload of thousands of tenants writes thousands of registry items to the emulator.
+RELOAD_TIMEOUT_SECONDS = 600
 
 
 class LocalClientError(Exception):
@@ -74,6 +77,42 @@ def sign_in(cognito: Any, app_client_id: str, username: str, password: str) -> s
         AuthParameters={"USERNAME": sign_in_username(username), "PASSWORD": password},
     )
     return str(answer["AuthenticationResult"]["IdToken"])
+
+
+def reload(port: int, unprotect: Sequence[str] = (), *, dry_run: bool = False) -> tuple[bool, str]:
+    """Ask the stack on ``port`` to follow its tier file: (applied, report); not applied: nothing changed."""
+    url = f"http://{HOST}:{port}{RELOAD_PATH}"
+    body = json.dumps({"unprotect": list(unprotect), "dry_run": dry_run}).encode()
+    request = urllib.request.Request(
+        url, data=body, method="POST", headers={"Content-Type": "application/json"}
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=RELOAD_TIMEOUT_SECONDS) as response:
+            answer = json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        with error:
+            answer = _json_or_none(error.read())
+        if not isinstance(answer, dict) or not isinstance(answer.get("report"), str):
+            raise LocalClientError(
+                f"what answers on port {port} is not a tenant-tiers local stack that reloads "
+                f"(HTTP {error.code} for {RELOAD_PATH}); pass the --port of `python -m local up`"
+            ) from error
+        return False, answer["report"]
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        raise LocalClientError(
+            f"no local stack answers on {url} ({getattr(error, 'reason', error)}); "
+            f"start one with `python -m local up --port {port}` or pass the --port it runs on"
+        ) from error
+    if not isinstance(answer, dict) or not isinstance(answer.get("report"), str):
+        raise LocalClientError(f"what answers on port {port} is not a tenant-tiers local stack")
+    return True, answer["report"]
+
+
+def _json_or_none(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
 
 
 def usage(port: int) -> dict[str, Any]:

@@ -272,6 +272,15 @@ class Gateway:
     def plans(self) -> UsagePlans:
         return self._plans
 
+    def restart_authorizer(self, cold_start: Callable[[], LambdaHandler]) -> None:
+        """Start the authorizer cold and forget its cached results, so an edit of the tier file is seen at
+        once (on AWS it is seen within the caches' TTLs). ``cold_start`` makes the fresh handler; it runs
+        while no authorizer invocation does."""
+        with self._authorizer.lock:
+            self._authorizer = Function(self._authorizer.name, cold_start())
+        with self._cache_lock:
+            self._cache.clear()
+
     def method_arn(self, method: str, path: str) -> str:
         s = self._settings
         return (

@@ -11,7 +11,7 @@ also counted per key and UTC day, which is what API Gateway's GetUsage reports.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence, Set
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from enum import Enum
@@ -171,27 +171,49 @@ class UsagePlans:
     @classmethod
     def from_catalog(cls, catalog: Catalog, api_keys: Mapping[str, ApiKey], clock: Clock) -> UsagePlans:
         """``api_keys`` maps each tenant id to its API key."""
-        keys = {}
-        for tenant in catalog.tenants.values():
-            tier = catalog.tier_of(tenant)
-            api_key = api_keys[tenant.id]
-            keys[api_key.value] = PlanKey(
-                key_id=api_key.id,
-                tenant_id=tenant.id,
-                tier=tier.name,
-                throttle=tier.throttle,
-                quota=tier.quota,
-                enabled=not tenant.suspended,
-            )
-        return cls(keys, clock)
+        return cls(plan_keys(catalog, api_keys), clock)
+
+    def update(self, keys: Mapping[str, PlanKey], new_associations: Set[str] = frozenset()) -> None:
+        """The plans after an edit of the tier file, with ``keys`` as every key by value from now on.
+
+        A key that stays keeps its usage: its per-day counts, and so the quota it used this period (counted
+        again under its tier's quota now: a new period or a new limit applies at once). Its token bucket keeps
+        the tokens it has, at most the new burst, and refills at the new rate; a key in
+        ``new_associations`` (added to another tier's plan) starts with a full bucket of its new tier.
+        Keys not in ``keys`` are deleted, with their usage.
+        """
+        now = self._clock()
+        moment = datetime.fromtimestamp(now, UTC)
+        with self._lock:
+            states = {}
+            for value, key in keys.items():
+                state = self._states.get(value)
+                if state is None:
+                    states[value] = _KeyState(
+                        key, TokenBucket.full(key.throttle, now), QuotaCounter(key.quota)
+                    )
+                    continue
+                if value in new_associations:
+                    bucket = TokenBucket.full(key.throttle, now)
+                else:
+                    tokens = state.bucket.available(now)
+                    bucket = TokenBucket(
+                        key.throttle.rate, key.throttle.burst, min(tokens, key.throttle.burst), now
+                    )
+                period_start, _ = quota_period(key.quota, moment)
+                used = sum(count for day, count in state.daily.items() if day >= period_start.date())
+                counter = QuotaCounter(key.quota, period_start, used)
+                states[value] = _KeyState(key, bucket, counter, state.daily)
+            self._states = states
 
     def admit(self, key_value: object) -> tuple[Admission, PlanKey | None]:
         """Throttle first, then quota: a throttled request does not count against the quota."""
-        state = self._states.get(key_value) if isinstance(key_value, str) else None
-        if state is None or not state.key.enabled:
-            return Admission.FORBIDDEN, None
         now = self._clock()
         with self._lock:
+            # Looked up under the lock: an update replaces the states; no count may land in a stale one.
+            state = self._states.get(key_value) if isinstance(key_value, str) else None
+            if state is None or not state.key.enabled:
+                return Admission.FORBIDDEN, None
             if not state.bucket.take(now):
                 return Admission.THROTTLED, state.key
             moment = datetime.fromtimestamp(now, UTC)
@@ -242,6 +264,23 @@ class UsagePlans:
                 for key_id in key_ids
                 if key_id in by_id
             }
+
+
+def plan_keys(catalog: Catalog, api_keys: Mapping[str, ApiKey]) -> dict[str, PlanKey]:
+    """Every tenant's key by value with its tier's limits; ``api_keys``: each tenant id's API key."""
+    keys = {}
+    for tenant in catalog.tenants.values():
+        tier = catalog.tier_of(tenant)
+        api_key = api_keys[tenant.id]
+        keys[api_key.value] = PlanKey(
+            key_id=api_key.id,
+            tenant_id=tenant.id,
+            tier=tier.name,
+            throttle=tier.throttle,
+            quota=tier.quota,
+            enabled=not tenant.suspended,
+        )
+    return keys
 
 
 def _key_id(key: PlanKey) -> str:

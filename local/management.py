@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import secrets
 import string
-from collections.abc import Mapping
+from collections.abc import Mapping, Set
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, Final
@@ -59,18 +59,30 @@ class ManagementApi:
         """By usage plan id."""
         self._plans = plans
         self._clock = clock
+        self._ids_given: set[str] = set(self.usage_plans)
 
     @classmethod
     def from_catalog(cls, catalog: Catalog, naming: Naming, plans: UsagePlans, clock: Clock) -> ManagementApi:
         """One usage plan per tier, with an id such as API Gateway makes (6 lowercase letters and digits)."""
+        api = cls({}, plans, clock)
+        api.follow(catalog, naming, {})
+        return api
+
+    def follow(self, catalog: Catalog, naming: Naming, renamed: Mapping[str, str]) -> None:
+        """The plans of ``catalog`` from now on: a tier that stays, or is renamed (``renamed`` maps its new
+        name to its old one), keeps its plan and id with the tier's name and limits now; a new tier gets a
+        new plan, and a plan whose tier is gone is deleted."""
         alphabet = string.ascii_lowercase + string.digits
+        by_tier = {plan.tier.name: plan.id for plan in self.usage_plans.values()}
         usage_plans = {}
         for tier in catalog.tiers.values():
-            plan_id = "".join(secrets.choice(alphabet) for _ in range(USAGE_PLAN_ID_LENGTH))
-            while plan_id in usage_plans:
-                plan_id = "".join(secrets.choice(alphabet) for _ in range(USAGE_PLAN_ID_LENGTH))
+            plan_id = by_tier.get(renamed.get(tier.name, tier.name))
+            if plan_id is None:
+                # One no plan of this stack has had: ids of deleted plans are not reused.
+                plan_id = _new_id(alphabet, self._ids_given)
+                self._ids_given.add(plan_id)
             usage_plans[plan_id] = LocalUsagePlan(plan_id, naming.usage_plan(tier.name), tier)
-        return cls(usage_plans, plans, clock)
+        self.usage_plans = usage_plans
 
     def plan_ids(self) -> dict[str, str]:
         """Tier name -> usage plan id, as the stack output ``plans`` gives them."""
@@ -157,6 +169,13 @@ class ManagementApi:
         if plan is None:
             raise ManagementError(404, "NotFoundException", "Invalid Usage Plan ID specified")
         return plan
+
+
+def _new_id(alphabet: str, taken: Set[str]) -> str:
+    while True:
+        plan_id = "".join(secrets.choice(alphabet) for _ in range(USAGE_PLAN_ID_LENGTH))
+        if plan_id not in taken:
+            return plan_id
 
 
 def _single(query: Mapping[str, list[str]], name: str) -> str | None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import secrets
 import string
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,6 +104,10 @@ def demo_username(tenant_id: str) -> str:
     return f"demo@{tenant_id}.example"
 
 
+def new_demo_user(tenant_id: str) -> DemoUser:
+    return DemoUser(demo_username(tenant_id), _password())
+
+
 def _password() -> str:
     # Random, then one of each class Cognito's default password policy requires.
     return f"{secrets.token_urlsafe(18)}aA1!"
@@ -129,7 +133,7 @@ def provision(catalog: Catalog, naming: Naming, clients: AwsClients) -> Provisio
             tier=catalog.tier_of(tenant),
             table=data_table(catalog, tenant, naming),
             api_key=api_keys[tenant.id],
-            demo_user=DemoUser(demo_username(tenant.id), _password()),
+            demo_user=new_demo_user(tenant.id),
         )
         for tenant in catalog.tenants.values()
     }
@@ -209,14 +213,19 @@ def _create_user_pool(cognito: Any, naming: Naming) -> tuple[str, str]:
 
 def _api_keys(catalog: Catalog) -> dict[str, ApiKey]:
     """One key per tenant. Only the gateway reads them; moto holds none (it does not enforce plans)."""
+    return {tenant_id: new_api_key() for tenant_id in catalog.tenants}
+
+
+def new_api_key() -> ApiKey:
     alphabet = string.ascii_lowercase + string.digits
-    return {
-        tenant_id: ApiKey(
-            id="".join(secrets.choice(alphabet) for _ in range(API_KEY_ID_LENGTH)),
-            value=secrets.token_urlsafe(API_KEY_BYTES),
-        )
-        for tenant_id in catalog.tenants
-    }
+    return ApiKey(
+        id="".join(secrets.choice(alphabet) for _ in range(API_KEY_ID_LENGTH)),
+        value=secrets.token_urlsafe(API_KEY_BYTES),
+    )
+
+
+def create_silo_table(dynamodb: Any, naming: Naming, tenant_id: str) -> None:
+    _create_table(dynamodb, naming.silo_table(tenant_id), [DATA_PARTITION_KEY, DATA_SORT_KEY])
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -224,22 +233,38 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-def _write_registry(
-    dynamodb: Any, catalog: Catalog, naming: Naming, tenants: dict[str, ProvisionedTenant]
-) -> None:
-    items = [
-        registry_item(
+def registry_items(
+    catalog: Catalog, naming: Naming, tenants: Mapping[str, ProvisionedTenant]
+) -> dict[str, dict[str, Any]]:
+    """Each tenant's registry item (DynamoDB JSON) by tenant id, as the program writes them."""
+    return {
+        tenant_id: registry_item(
             catalog,
             provisioned.tenant,
             naming,
             api_key_id=provisioned.api_key.id,
             api_key_value=provisioned.api_key.value,
         )
-        for provisioned in tenants.values()
+        for tenant_id, provisioned in tenants.items()
+    }
+
+
+def _write_registry(
+    dynamodb: Any, catalog: Catalog, naming: Naming, tenants: dict[str, ProvisionedTenant]
+) -> None:
+    write_registry(dynamodb, naming.registry_table, registry_items(catalog, naming, tenants).values(), [])
+
+
+def write_registry(
+    dynamodb: Any, table: str, items: Iterable[dict[str, Any]], removed_tenant_ids: Iterable[str]
+) -> None:
+    """Put ``items`` in the registry and delete the items of ``removed_tenant_ids``, in batches."""
+    requests = [{"PutRequest": {"Item": item}} for item in items] + [
+        {"DeleteRequest": {"Key": {REGISTRY_PARTITION_KEY: {"S": tenant_id}}}}
+        for tenant_id in removed_tenant_ids
     ]
-    for chunk in _chunks(items, BATCH_SIZE):
-        requests = [{"PutRequest": {"Item": item}} for item in chunk]
-        pending: dict[str, Any] = {naming.registry_table: requests}
+    for chunk in _chunks(requests, BATCH_SIZE):
+        pending: dict[str, Any] = {table: list(chunk)}
         while pending:
             pending = dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
 

@@ -5,7 +5,9 @@ and the demo users' sign-in details, for ``python -m local token``),
 ``GET /_local/usage`` (per-tenant usage, for ``python -m local usage``),
 ``GET /_local/outputs`` (the stack outputs the Pulumi program would export) and
 ``/_local/apigateway/...`` (API Gateway's GetUsagePlan and GetUsage, for
-``python -m tiers usage --local-port``) are answered by the local stack itself.
+``python -m tiers usage --local-port``) are answered by the local stack itself, and
+``POST /_local/reload`` (re-read the tier file, ``python -m local reload``) changes
+it, for clients on this machine only.
 No tenant route can collide with them: the prefix is checked against
 ``handlers.contract.ROUTES`` at import.
 
@@ -36,6 +38,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import ipaddress
 import json
 import re
 import select
@@ -60,6 +63,7 @@ STACK_PATH = f"{RESERVED_PREFIX}stack"
 USAGE_PATH = f"{RESERVED_PREFIX}usage"
 OUTPUTS_PATH = f"{RESERVED_PREFIX}outputs"
 MANAGEMENT_PREFIX = f"{RESERVED_PREFIX}apigateway"
+RELOAD_PATH = f"{RESERVED_PREFIX}reload"
 
 if any(resource.startswith(RESERVED_PREFIX) for _, resource in ROUTES):
     raise RuntimeError(f"a tenant route starts with the local stack's reserved prefix {RESERVED_PREFIX}")
@@ -67,6 +71,8 @@ if any(resource.startswith(RESERVED_PREFIX) for _, resource in ROUTES):
 ReservedRoutes = Mapping[str, Callable[[], Any]]
 ManagementHandler = Callable[[str, str], Response]
 """(method, request target) -> response, for paths under MANAGEMENT_PREFIX."""
+ReservedActions = Mapping[str, Callable[[bytes], Response]]
+"""POST paths that change the stack: (JSON request body) -> response; loopback clients only."""
 
 # The standard library's default backlog is 5: a burst of 200 connections left 71 requests unserved.
 LISTEN_BACKLOG = 1024
@@ -236,6 +242,7 @@ class GatewayServer(ThreadingHTTPServer):
         self.gateway = gateway
         self.reserved: ReservedRoutes = {}
         self.management: ManagementHandler | None = None
+        self.actions: ReservedActions = {}
         self.access_log = access_log
         self._connections: dict[socket.socket, tuple[_ConnectionState, float]] = {}
         self._lock = threading.Condition()
@@ -251,11 +258,16 @@ class GatewayServer(ThreadingHTTPServer):
         return self._draining
 
     def start(
-        self, gateway: Gateway, reserved: ReservedRoutes, management: ManagementHandler | None = None
+        self,
+        gateway: Gateway,
+        reserved: ReservedRoutes,
+        management: ManagementHandler | None = None,
+        actions: ReservedActions | None = None,
     ) -> None:
         self.gateway = gateway
         self.reserved = reserved
         self.management = management
+        self.actions = actions or {}
         self._serving = threading.Thread(
             target=self.serve_forever, kwargs={"poll_interval": 0.1}, name="local-gateway", daemon=True
         )
@@ -482,6 +494,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
         if path.startswith(MANAGEMENT_PREFIX + "/") and self.server.management is not None:
             self._write(self.server.management(self.command, self.path))
             return
+        if path in self.server.actions and self.command == "POST":
+            self._write(self._action(path, body))
+            return
         if path.startswith(RESERVED_PREFIX):
             self._write(self._reserved(path))
             return
@@ -498,10 +513,25 @@ class _RequestHandler(BaseHTTPRequestHandler):
         )
         self._write(gateway.handle(request))
 
+    def _action(self, path: str, body: bytes) -> Response:
+        # The server listens on 127.0.0.1 only; a browser page cannot send a JSON content type to
+        # another origin without a preflight, which this server never answers.
+        if not ipaddress.ip_address(self.client_address[0]).is_loopback:
+            return _json_response(403, {"message": f"POST {path} is for clients on this machine only"})
+        content_type = (self.headers.get("Content-Type") or "").split(";")[0].strip().lower()
+        if content_type != "application/json":
+            return _json_response(
+                415, {"message": f"POST {path} takes a JSON body: send Content-Type: application/json"}
+            )
+        return self.server.actions[path](body)
+
     def _reserved(self, path: str) -> Response:
         route = self.server.reserved.get(path)
         if route is None or self.command != "GET":
-            paths = ", ".join(f"GET {p}" for p in sorted(self.server.reserved))
+            paths = ", ".join(
+                [f"GET {p}" for p in sorted(self.server.reserved)]
+                + [f"POST {p}" for p in sorted(self.server.actions)]
+            )
             return _json_response(
                 404, {"message": f"{self.command} {path} is not a local stack path; try {paths}"}
             )

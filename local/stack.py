@@ -14,6 +14,7 @@ import secrets
 import shlex
 import string
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -34,8 +35,9 @@ from local.emulator import Emulator
 from local.gateway import Gateway, GatewaySettings, LambdaHandler
 from local.limits import Clock, UsagePlans
 from local.management import ManagementApi
-from local.provision import AwsClients, Provisioned, provision
-from local.server import OUTPUTS_PATH, STACK_PATH, USAGE_PATH, GatewayServer
+from local.provision import AwsClients, DemoUser, Provisioned, provision
+from local.reload import ReloadRequest, ReloadResult, RunningStack, reload_response, reload_stack
+from local.server import OUTPUTS_PATH, RELOAD_PATH, STACK_PATH, USAGE_PATH, GatewayServer
 from local.settings import (
     DEFAULT_PORT,
     DEFAULT_TIERS_FILE,
@@ -48,6 +50,7 @@ from local.settings import (
 from tiers.loader import load_catalog
 from tiers.model import Catalog
 from tiers.naming import Naming
+from tiers.plan import StackNames
 
 NAMING = Naming(project=PROJECT, stack=STACK)
 
@@ -100,6 +103,21 @@ def _import_handler(service_name: str, entry_point: str) -> LambdaHandler:
     return handler
 
 
+def _cold_start(service_name: str, entry_point: str) -> LambdaHandler:
+    """The handler from its module executed anew: a new container, with no state of the old one."""
+    module_name, _, function_name = entry_point.rpartition(".")
+    saved = os.environ.get(Env.SERVICE_NAME)
+    os.environ[Env.SERVICE_NAME] = service_name
+    try:
+        handler: LambdaHandler = getattr(importlib.reload(sys.modules[module_name]), function_name)
+    finally:
+        if saved is None:
+            os.environ.pop(Env.SERVICE_NAME, None)
+        else:
+            os.environ[Env.SERVICE_NAME] = saved
+    return handler
+
+
 @dataclass
 class LocalStack:
     options: StackOptions = field(default_factory=StackOptions)
@@ -111,6 +129,8 @@ class LocalStack:
     _server: GatewayServer | None = None
     _moto: Emulator | None = None
     _saved_environment: dict[str, str | None] = field(default_factory=dict)
+    _reload_lock: threading.Lock = field(default_factory=threading.Lock)
+    _former_demo_users: dict[str, DemoUser] = field(default_factory=dict)
 
     @property
     def api_url(self) -> str:
@@ -161,7 +181,12 @@ class LocalStack:
             self.management = ManagementApi.from_catalog(
                 self.catalog, NAMING, self.gateway.plans, self.options.clock
             )
-            self._server.start(self.gateway, self.reserved_routes(), self.management.handle)
+            self._server.start(
+                self.gateway,
+                self.reserved_routes(),
+                self.management.handle,
+                {RELOAD_PATH: lambda body: reload_response(body, self.reload)},
+            )
         except BaseException:
             self.stop()
             raise
@@ -211,6 +236,32 @@ class LocalStack:
 
     def reserved_routes(self) -> dict[str, Callable[[], Any]]:
         return {STACK_PATH: self.describe, USAGE_PATH: self.usage, OUTPUTS_PATH: self.outputs}
+
+    def reload(self, request: ReloadRequest) -> ReloadResult:
+        """Read the tier file again and apply the edit as `pulumi up` would (``local.reload``).
+
+        Raises CatalogError or ReloadRefused, with nothing changed."""
+        assert self.catalog is not None
+        assert self.provisioned is not None
+        assert self.gateway is not None
+        assert self.management is not None
+        with self._reload_lock:
+            running = RunningStack(
+                catalog=self.catalog,
+                provisioned=self.provisioned,
+                plans=self.gateway.plans,
+                management=self.management,
+                dynamodb=AwsClients(self.moto_endpoint).client("dynamodb"),
+                names=StackNames(project=PROJECT, stack=STACK, local_port=self.port),
+                source=str(self.options.tiers_file),
+                former_demo_users=self._former_demo_users,
+            )
+            result = reload_stack(running, load_catalog(self.options.tiers_file), request)
+            if result.applied:
+                self.catalog, self.provisioned = running.catalog, running.provisioned
+                (authorizer_name, authorizer_entry), _ = FUNCTIONS
+                self.gateway.restart_authorizer(lambda: _cold_start(authorizer_name, authorizer_entry))
+            return result
 
     def describe(self) -> dict[str, Any]:
         """Where everything is, and the demo users' sign-in details (for `python -m local token`)."""

@@ -1,7 +1,7 @@
 """`python -m tiers`: check a tier file and manage a tenant's users.
 
     python -m tiers validate [FILE]
-    python -m tiers plan OLD NEW | plan --git REV [FILE]
+    python -m tiers plan OLD NEW | plan --git REV [FILE]  [--local-port PORT]
     python -m tiers users add TENANT EMAIL [--password P]
     python -m tiers users list [TENANT]
     python -m tiers users disable EMAIL
@@ -88,6 +88,12 @@ def _plan(args: argparse.Namespace) -> int:
         raise _usage_error(args, "give two tier files, OLD NEW, or --git REV [FILE]")
     new = load_catalog(new_file)
     names = StackNames(project=args.project or project_name(), stack=args.stack or Path(new_file).stem)
+    if args.local_port is not None:
+        if args.stack is not None or args.project is not None:
+            raise _usage_error(args, "--local-port names the local stack: leave out --stack and --project")
+        from local.settings import PROJECT, STACK
+
+        names = StackNames(project=PROJECT, stack=STACK, local_port=args.local_port)
     result = plan(old, new, names)
     print(report(result, old_source, new_file))
     return int(result.verdict)
@@ -197,6 +203,12 @@ def _parser() -> argparse.ArgumentParser:
     planning.add_argument("--git", metavar="REV", help="compare FILE as it was at git revision REV")
     planning.add_argument("--stack", help="the Pulumi stack, for table names and URNs (default: FILE's name)")
     planning.add_argument("--project", help="the Pulumi project (default: name in Pulumi.yaml)")
+    planning.add_argument(
+        "--local-port",
+        type=int,
+        metavar="PORT",
+        help="the edit is for the local stack on this port: its table names and commands",
+    )
     planning.set_defaults(command=_plan, parser=planning)
 
     aws = _CommandParser(add_help=False)

@@ -77,8 +77,10 @@ class Kind(StrEnum):
 
 
 class When(StrEnum):
-    BEFORE = "before `pulumi up`"
-    AFTER = "after `pulumi up`"
+    """When a step runs, relative to the deploy (`pulumi up`, or `python -m local reload` locally)."""
+
+    BEFORE = "before"
+    AFTER = "after"
 
 
 @dataclass(frozen=True)
@@ -145,6 +147,10 @@ class Plan:
     changes: list[Change] = field(default_factory=list)
     steps: list[Step] = field(default_factory=list)
     workload: Workload = field(default_factory=Workload)
+    deploy: str = "pulumi up"
+    """The command that applies the edit, as the steps refer to it."""
+    control_plane: bool = True
+    """Whether AWS's control-plane rates bound the change (not on the local stack)."""
 
     @property
     def verdict(self) -> Verdict:
@@ -159,10 +165,34 @@ class StackNames:
 
     project: str
     stack: str
+    local_port: int | None = None
+    """The local stack (`python -m local up`) on this port: the commands are the local stack's."""
 
     @property
     def naming(self) -> Naming:
         return Naming(project=self.project, stack=self.stack)
+
+    @property
+    def deploy(self) -> str:
+        if self.local_port is None:
+            return "pulumi up"
+        return f"python -m local reload --port {self.local_port}"
+
+    def migrate(self, tenant_id: str, isolation: Isolation) -> str:
+        return migrate_command(tenant_id, isolation) + self._local_option
+
+    def decommission(self, tenant_id: str, *, table: str | None = None) -> str:
+        return decommission_command(tenant_id, table=table) + self._local_option
+
+    def unprotect(self, tenant_id: str) -> str:
+        """What lets the deploy drop the tenant's silo table from the stack (the table itself stays)."""
+        if self.local_port is None:
+            return f"pulumi state unprotect '{self.silo_table_urn(tenant_id)}'"
+        return f"{self.deploy} --unprotect {tenant_id}"
+
+    @property
+    def _local_option(self) -> str:
+        return "" if self.local_port is None else f" --local-port {self.local_port}"
 
     def silo_table_urn(self, tenant_id: str) -> str:
         table = f"{STORAGE_COMPONENT}${TABLE_TYPE}::storage-silo-{tenant_id}"
@@ -171,15 +201,15 @@ class StackNames:
 
 def plan(old: Catalog, new: Catalog, names: StackNames) -> Plan:
     """Every change from ``old`` to ``new``, the operator steps they need, and their control-plane work."""
-    result = Plan()
-    renamed = _renames(old, new)
+    result = Plan(deploy=names.deploy, control_plane=names.local_port is None)
+    renamed = renamed_tiers(old, new)
     _tier_changes(old, new, renamed, result)
     _tenant_changes(old, new, renamed, names, result)
     result.workload = _workload(old, new, renamed)
     return result
 
 
-def _renames(old: Catalog, new: Catalog) -> dict[str, str]:
+def renamed_tiers(old: Catalog, new: Catalog) -> dict[str, str]:
     """New tier name -> old name, for tiers that take over a plan of ``old`` (renamed_from)."""
     return {
         tier.name: tier.renamed_from
@@ -252,7 +282,7 @@ def _storage_move(tenant: Tenant, old_tier: Tier, tier: Tier, names: StackNames,
     naming = names.naming
     move = f"{old_tier.isolation} -> {tier.isolation}"
     result.changes.append(Change(Kind.STORAGE_MOVE, tenant.id, move))
-    command = migrate_command(tenant.id, tier.isolation)
+    command = names.migrate(tenant.id, tier.isolation)
     if tier.isolation is Isolation.SILO:
         result.changes.append(Change(Kind.TABLE_CREATED, naming.silo_table(tenant.id), tenant.id))
         result.steps += [
@@ -273,13 +303,13 @@ def _storage_move(tenant: Tenant, old_tier: Tier, tier: Tier, names: StackNames,
         Step(
             When.BEFORE,
             tenant.id,
-            f"pulumi state unprotect '{names.silo_table_urn(tenant.id)}'",
-            f"lets `pulumi up` drop {silo_table} from the stack (the table itself stays in AWS)",
+            names.unprotect(tenant.id),
+            f"lets `{names.deploy}` drop {silo_table} from the stack (the table itself stays)",
         ),
         Step(
             When.AFTER,
             tenant.id,
-            decommission_command(tenant.id, table=silo_table),
+            names.decommission(tenant.id, table=silo_table),
             "exports what is left in the old silo table, then deletes it (optional)",
         ),
     ]
@@ -297,8 +327,8 @@ def _removal(tenant: Tenant, tier: Tier, names: StackNames, result: Plan) -> Non
             Step(
                 When.BEFORE,
                 tenant.id,
-                f"pulumi state unprotect '{names.silo_table_urn(tenant.id)}'",
-                f"lets `pulumi up` drop {silo_table} from the stack (the table itself stays in AWS)",
+                names.unprotect(tenant.id),
+                f"lets `{names.deploy}` drop {silo_table} from the stack (the table itself stays)",
             )
         )
     result.changes.append(Change(Kind.DATA_LEFT, tenant.id, where))
@@ -306,7 +336,7 @@ def _removal(tenant: Tenant, tier: Tier, names: StackNames, result: Plan) -> Non
         Step(
             When.AFTER,
             tenant.id,
-            decommission_command(tenant.id),
+            names.decommission(tenant.id),
             "exports its data to a file, verifies it, then deletes the data (only when you mean it)",
         )
     )
@@ -391,27 +421,41 @@ def _file_error(source: str, message: str) -> CatalogError:
 def report(result: Plan, old_source: str, new_source: str) -> str:
     lines = [f"plan: {old_source} -> {new_source}"]
     if not result.changes:
-        lines.append("No changes: `pulumi up` has nothing to do for the tier file.")
+        lines.append(f"No changes: `{result.deploy}` has nothing to do for the tier file.")
         return "\n".join(lines)
-    rows = [("CHANGE", "WHAT", "DETAIL")] + [(c.kind.value, c.subject, c.detail) for c in result.changes]
-    lines += ["", *_table(rows)]
+    lines += ["", *changes_table(result)]
     for when in When:
-        steps = [step for step in result.steps if step.when is when]
-        if steps:
-            lines += ["", f"Operator steps {when.value}:"]
-            lines += [f"  {step.command}\n      {step.tenant}: {step.why}" for step in steps]
-    floors = result.workload.floors()
+        lines += steps_lines(result, when)
+    floors = result.workload.floors() if result.control_plane else []
     if floors:
         lines += ["", "Control-plane time (AWS's published API Gateway rates, per account and region):"]
         lines += [f"  {what}: at least {_duration(seconds)}" for what, seconds in floors]
     verdict = result.verdict
     lines += [
         "",
-        "Needs the operator steps above; `pulumi up` applies the rest."
+        f"Needs the operator steps above; `{result.deploy}` applies the rest."
         if verdict is Verdict.NEEDS_OPERATOR
-        else "`pulumi up` applies all of it by itself.",
+        else f"`{result.deploy}` applies all of it by itself.",
     ]
     return "\n".join(lines)
+
+
+def changes_table(result: Plan) -> list[str]:
+    """The changes as table lines (a header, then one line per change)."""
+    rows = [("CHANGE", "WHAT", "DETAIL")] + [(c.kind.value, c.subject, c.detail) for c in result.changes]
+    return list(_table(rows))
+
+
+def steps_lines(result: Plan, when: When) -> list[str]:
+    """The operator steps to run ``when`` (before or after the deploy), with a heading; none: no lines."""
+    steps = [step for step in result.steps if step.when is when]
+    if not steps:
+        return []
+    return [
+        "",
+        f"Operator steps {when.value} `{result.deploy}`:",
+        *(f"  {step.command}\n      {step.tenant}: {step.why}" for step in steps),
+    ]
 
 
 def _count(number: int, noun: str) -> str:
