@@ -252,7 +252,10 @@ def _refusal_report(stack: RunningStack, result: Plan, problems: list[str]) -> s
 
 def _applied_report(stack: RunningStack, result: Plan) -> str:
     lines = [f"reloaded {stack.source}: the local stack runs the edit now", "", *changes_table(result)]
-    before = steps_lines(result, When.BEFORE)
+    # The unprotect step is done: the reload could not have applied without it.
+    unprotect = {stack.names.unprotect(step.tenant) for step in result.steps}
+    pending = replace(result, steps=[step for step in result.steps if step.command not in unprotect])
+    before = steps_lines(pending, When.BEFORE)
     if before:
         lines += [
             "",

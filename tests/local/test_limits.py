@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from local.limits import Admission, ApiKey, QuotaCounter, TokenBucket, UsagePlans
+from local.limits import Admission, ApiKey, QuotaCounter, TokenBucket, UsagePlans, plan_keys
 from tiers.model import Catalog, Isolation, Quota, QuotaPeriod, Tenant, Throttle, Tier
 from tiers.quota import quota_period
 
@@ -175,3 +175,66 @@ def test_each_tenant_has_its_own_bucket_and_quota_from_its_tier():
 def test_missing_unknown_or_disabled_keys_are_forbidden(key):
     plans = UsagePlans.from_catalog(_catalog(), KEYS, FakeClock())
     assert plans.admit(key) == (Admission.FORBIDDEN, None)
+
+
+# --- plans following an edit of the tier file -----------------------------------------------------------
+
+EDIT_ROOMY = Tier("roomy", Isolation.POOLED, Throttle(rate=100, burst=100), Quota(1000, QuotaPeriod.MONTH))
+EDIT_TIGHT = Tier("tight", Isolation.POOLED, Throttle(rate=1, burst=3), Quota(10, QuotaPeriod.DAY))
+EDIT_KEYS = {"acme": ApiKey("id-acme", "value-acme"), "globex": ApiKey("id-globex", "value-globex")}
+
+
+def edited_catalog(**tiers_of: str) -> Catalog:
+    return Catalog(
+        tiers={"roomy": EDIT_ROOMY, "tight": EDIT_TIGHT},
+        tenants={tenant: Tenant(tenant, tier, tenant.title()) for tenant, tier in tiers_of.items()},
+    )
+
+
+def test_a_moved_key_keeps_its_usage_and_gets_a_full_bucket_of_its_new_tier():
+    # GIVEN acme used 7 requests on roomy today
+    clock = FakeClock()
+    plans = UsagePlans.from_catalog(edited_catalog(acme="roomy"), EDIT_KEYS, clock)
+    for _ in range(7):
+        assert plans.admit("value-acme")[0] is Admission.ADMITTED
+    # WHEN it moves to tight (quota 10 a day, burst 3), as a new plan association
+    plans.update(plan_keys(edited_catalog(acme="tight"), EDIT_KEYS), new_associations={"value-acme"})
+    # THEN it has tight's burst, and only 3 of the day's quota left: its 7 still count
+    assert [plans.admit("value-acme")[0] for _ in range(4)] == [Admission.ADMITTED] * 3 + [
+        Admission.THROTTLED
+    ]
+    clock.advance(60)
+    assert plans.admit("value-acme")[0] is Admission.QUOTA_EXCEEDED
+    (entry,) = plans.usage()
+    assert (entry.tier, entry.used, entry.remaining) == ("tight", 10, 0)
+    assert plans.daily_usage(["id-acme"], *(2 * [datetime.fromtimestamp(clock.now, UTC).date()])) == {
+        "id-acme": [[10, 0]]
+    }
+
+
+def test_a_key_that_stays_keeps_its_spent_tokens_and_a_removed_key_is_refused():
+    # GIVEN both tenants on tight, acme having spent its burst
+    clock = FakeClock()
+    plans = UsagePlans.from_catalog(edited_catalog(acme="tight", globex="tight"), EDIT_KEYS, clock)
+    for _ in range(3):
+        plans.admit("value-acme")
+    # WHEN globex is removed and acme stays where it is
+    plans.update(plan_keys(edited_catalog(acme="tight"), {"acme": EDIT_KEYS["acme"]}))
+    # THEN acme's bucket is still empty (an edit is no way around a throttle) and globex's key is gone
+    assert plans.admit("value-acme")[0] is Admission.THROTTLED
+    assert plans.admit("value-globex") == (Admission.FORBIDDEN, None)
+    assert [entry.tenant_id for entry in plans.usage()] == ["acme"]
+
+
+def test_a_suspended_key_is_forbidden_until_resumed_with_its_usage():
+    clock = FakeClock()
+    plans = UsagePlans.from_catalog(edited_catalog(acme="roomy"), EDIT_KEYS, clock)
+    plans.admit("value-acme")
+    suspended = Catalog(
+        tiers={"roomy": EDIT_ROOMY}, tenants={"acme": Tenant("acme", "roomy", "Acme", suspended=True)}
+    )
+    plans.update(plan_keys(suspended, EDIT_KEYS))
+    assert plans.admit("value-acme") == (Admission.FORBIDDEN, None)
+    plans.update(plan_keys(edited_catalog(acme="roomy"), EDIT_KEYS))
+    assert plans.admit("value-acme")[0] is Admission.ADMITTED
+    assert plans.usage()[0].used == 2

@@ -274,3 +274,38 @@ def test_git_mode_compares_the_committed_file_with_the_working_copy(tmp_path: Pa
     assert "tenant added" in completed.stdout
     assert missing.returncode == Verdict.ERROR
     assert "git cannot show this file at that revision" in missing.stderr
+
+
+def test_for_the_local_stack_every_step_is_a_local_command(tmp_path: Path) -> None:
+    # GIVEN an edit that moves acme from silo to pooled, moves globex from pooled to silo, removes initech
+    old = write(tmp_path / "old.yaml")
+    new = write(
+        tmp_path / "new.yaml",
+        tenants={"acme": {"tier": "basic"}, "globex": {"tier": "premium"}},
+    )
+
+    # WHEN it is planned for the local stack on port 8123
+    completed = run_plan(str(old), str(new), "--local-port", "8123")
+
+    # THEN the steps are the local stack's commands, around its reload, with its table names
+    assert completed.returncode == Verdict.NEEDS_OPERATOR, completed.stderr
+    out = completed.stdout
+    assert "Operator steps before `python -m local reload --port 8123`:" in out
+    assert "python -m tiers migrate globex --to silo --local-port 8123" in out
+    assert "python -m tiers migrate acme --to pooled --local-port 8123" in out
+    assert "python -m local reload --port 8123 --unprotect acme" in out
+    assert (
+        "python -m tiers decommission acme --table tenant-tiers-local-silo-acme --delete-table "
+        "--local-port 8123" in out
+    )
+    assert "python -m tiers decommission initech --local-port 8123" in out
+    assert "pulumi" not in out
+    # ...and no AWS control-plane estimate: it does not apply to the emulator
+    assert "Control-plane time" not in out
+
+
+def test_local_port_with_a_pulumi_stack_name_is_a_command_line_error(tmp_path: Path) -> None:
+    old = write(tmp_path / "old.yaml")
+    completed = run_plan(str(old), str(old), "--local-port", "8123", "--stack", "prod")
+    assert completed.returncode == Verdict.ERROR
+    assert "--local-port names the local stack" in completed.stderr
