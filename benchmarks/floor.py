@@ -29,6 +29,7 @@ from handlers.contract import (
     DATA_PARTITION_KEY,
     DATA_SORT_KEY,
     METRICS_NAMESPACE,
+    PLACEMENT_PARTITION_KEY,
     REGISTRY_PARTITION_KEY,
     TENANT_API_HANDLER,
     TENANT_ATTRIBUTE,
@@ -107,6 +108,7 @@ def floor(tiers_file: Path, code_dir: Path, prefix: str) -> None:
 
     pooled_table = _table("storage-pooled", f"{prefix}-pooled", DATA_PARTITION_KEY, DATA_SORT_KEY)
     registry_table = _table("storage-registry", f"{prefix}-registry", REGISTRY_PARTITION_KEY)
+    placement_table = _table("storage-placement", f"{prefix}-placement", PLACEMENT_PARTITION_KEY)
     silo_tiers = {name for name, tier in tiers.items() if tier["isolation"] == "silo"}
     for tenant_id, tenant in tenants.items():
         if tenant["tier"] in silo_tiers:
@@ -126,7 +128,11 @@ def floor(tiers_file: Path, code_dir: Path, prefix: str) -> None:
         "functions-tenant-data-policy",
         role=data_role.id,
         policy=render_policy(
-            lambda pooled_arn: policies.tenant_data_policy(pooled_arn, f"{prefix}-silo-"), pooled_table.arn
+            lambda pooled_arn, placement_arn: policies.tenant_data_policy(
+                pooled_arn, f"{prefix}-silo-", placement_arn
+            ),
+            pooled_table.arn,
+            placement_table.arn,
         ),
     )
     authorizer_access = aws.iam.RolePolicy(
@@ -145,6 +151,7 @@ def floor(tiers_file: Path, code_dir: Path, prefix: str) -> None:
         Env.JWKS_URL: pulumi.Output.format("{0}/.well-known/jwks.json", issuer),
         Env.APP_CLIENT_ID: app_client.id,
         Env.TENANT_DATA_ROLE_ARN: data_role.arn,
+        Env.PLACEMENT_TABLE: placement_table.name,
         Env.METRICS_NAMESPACE: METRICS_NAMESPACE,
     }
     functions: dict[str, aws.lambda_.Function] = {}
@@ -316,6 +323,9 @@ def floor(tiers_file: Path, code_dir: Path, prefix: str) -> None:
     pulumi.export("userPoolId", user_pool.id)
     pulumi.export("appClientId", app_client.id)
     pulumi.export("registryTable", registry_table.name)
+    pulumi.export("pooledTable", pooled_table.name)
+    pulumi.export("placementTable", placement_table.name)
+    pulumi.export("siloTablePrefix", f"{prefix}-silo-")
     pulumi.export("plans", plan_ids)
     pulumi.export("tenants", tenant_outputs)
 

@@ -24,6 +24,12 @@ TENANT_ITEM_ACTIONS = (
     "dynamodb:DeleteItem",
     "dynamodb:Query",
 )
+# The placement item is read before every request and checked inside every write; only
+# `python -m tiers migrate`, on operator credentials, writes it.
+TENANT_PLACEMENT_ACTIONS = (
+    "dynamodb:GetItem",
+    "dynamodb:ConditionCheckItem",
+)
 
 
 def lambda_trust_policy() -> PolicyDocument:
@@ -57,8 +63,11 @@ def _own_items_only() -> dict[str, Any]:
     }
 
 
-def tenant_data_policy(pooled_table_arn: str, silo_table_prefix: str) -> PolicyDocument:
-    """A session tagged with a tenant id: its own items, in the pooled table or its own silo table."""
+def tenant_data_policy(
+    pooled_table_arn: str, silo_table_prefix: str, placement_table_arn: str
+) -> PolicyDocument:
+    """A session tagged with a tenant id: its own items, in the pooled table or its own silo table, and
+    reading (never writing) its own placement item."""
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -74,6 +83,13 @@ def tenant_data_policy(pooled_table_arn: str, silo_table_prefix: str) -> PolicyD
                 "Effect": "Allow",
                 "Action": list(TENANT_ITEM_ACTIONS),
                 "Resource": silo_table_arn_pattern(pooled_table_arn, silo_table_prefix),
+                "Condition": _own_items_only(),
+            },
+            {
+                "Sid": "OwnPlacementReadOnly",
+                "Effect": "Allow",
+                "Action": list(TENANT_PLACEMENT_ACTIONS),
+                "Resource": placement_table_arn,
                 "Condition": _own_items_only(),
             },
         ],

@@ -67,6 +67,28 @@ class RegistryField:
     QUOTA_OFFSET: Final = "quota_offset"  # N
 
 
+# Placement table: where a tenant's data lives right now, written only by `python -m tiers migrate` (never
+# by the program, so `pulumi up` cannot overwrite a move in progress). One item per tenant that was ever
+# moved; a tenant without one lives in the table its registry item names.
+PLACEMENT_PARTITION_KEY: Final = "tenant_id"
+
+
+class PlacementField:
+    """Attribute names of a placement item (DynamoDB JSON, types in comments)."""
+
+    TENANT_ID: Final = PLACEMENT_PARTITION_KEY  # S
+    TABLE: Final = "table"  # S, the table serving the tenant's data (reads and writes)
+    STATE: Final = "state"  # S: PLACEMENT_SERVING | PLACEMENT_MOVING (writes fenced)
+    EPOCH: Final = "epoch"  # N, bumped by every change; every data write is conditional on it
+    SOURCE: Final = "source"  # S, while moving: the table copied from (= TABLE)
+    TARGET: Final = "target"  # S, while moving: the table copied to
+    CLEANUP: Final = "cleanup"  # S, after a move: the old table whose rows are still to be deleted
+    KEPT: Final = "kept"  # S, after a move with --keep-source: the old table still holding a copy
+
+
+PLACEMENT_SERVING: Final = "serving"
+PLACEMENT_MOVING: Final = "moving"
+
 # Values of the isolation and quota period fields, in the registry and the authorizer context alike.
 ISOLATION_POOLED: Final = "pooled"
 ISOLATION_SILO: Final = "silo"
@@ -99,6 +121,7 @@ class Env:
     JWKS_URL: Final = "JWKS_URL"
     APP_CLIENT_ID: Final = "APP_CLIENT_ID"
     TENANT_DATA_ROLE_ARN: Final = "TENANT_DATA_ROLE_ARN"
+    PLACEMENT_TABLE: Final = "PLACEMENT_TABLE"
     # Standard powertools variables, set by the program for both functions.
     SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
     METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"

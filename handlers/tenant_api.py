@@ -28,11 +28,12 @@ sha256(tenant id)>, "a": <id of the last item returned>}``. It is only accepted 
 issued to, and the query always runs in the caller's own partition whatever the token says.
 
 Errors: ``{"message": ...}`` with 400 (body, item id, ``limit`` or ``next`` invalid), 404 (no such item or
-route), 503 with ``Retry-After`` (DynamoDB or STS throttling) and 500 ``{"message", "request_id"}`` for
-anything else, the traceback only in the logs. A request without a valid authorizer context also gets a
-500: only a misconfigured API can send one (the authorizer is not attached to the route, or writes other
-keys), the caller cannot fix it, and a 5xx is what alarms an operator; refusing to serve it is what keeps
-data safe.
+route), 503 with ``Retry-After`` (DynamoDB or STS throttling; a write while ``python -m tiers migrate``
+moves the tenant's data, or one that lost to concurrent writes of the same item ten times) and 500
+``{"message", "request_id"}`` for anything else, the traceback only in the logs. A request without a
+valid authorizer context also gets a 500: only a misconfigured API can send one (the authorizer is not
+attached to the route, or writes other keys), the caller cannot fix it, and a 5xx is what alarms an
+operator; refusing to serve it is what keeps data safe.
 
 Logs are JSON with the tenant id, tier and request id on every line (never bodies, keys or credentials);
 each request emits one EMF record counting ``Requests`` and ``Errors`` (5xx answers) with the dimensions
@@ -72,7 +73,7 @@ from handlers.contract import (
     MetricDimension,
     is_valid_tenant_id,
 )
-from handlers.tenant_data import TenantClients, TenantTable
+from handlers.tenant_data import RetryLaterError, TenantClients, TenantTable
 
 ITEM_ID_PATTERN: Final = r"[A-Za-z0-9._~-]{1,128}"
 MAX_BODY_BYTES: Final = 64 * 1024
@@ -525,6 +526,15 @@ def aws_error(error: ClientError) -> Response[str]:
     return internal_error(error)
 
 
+def retry_later(error: RetryLaterError) -> Response[str]:
+    logger.info("write refused for now", extra={"problem": str(error)})
+    return _json_response(
+        HTTPStatus.SERVICE_UNAVAILABLE,
+        {"message": f"{error}; nothing was written: retry in {error.retry_after} second(s)"},
+        headers={"Retry-After": str(error.retry_after)},
+    )
+
+
 def internal_error(error: Exception) -> Response[str]:
     logger.exception("request failed", extra={"error_type": type(error).__name__})
     return _json_response(
@@ -539,4 +549,5 @@ def internal_error(error: Exception) -> Response[str]:
 # Registered as calls: the decorator is untyped and would erase these functions' types.
 app.exception_handler(BadRequestError)(bad_request)
 app.exception_handler(ClientError)(aws_error)
+app.exception_handler(RetryLaterError)(retry_later)
 app.exception_handler(Exception)(internal_error)

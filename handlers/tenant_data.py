@@ -7,7 +7,11 @@ Storage layout, the same in the pooled table and in a silo table:
   tenant's counter (no item sort key can equal it, so the counter never appears among the items);
 - ``doc``: the item's JSON document as text, exactly as the client sent it, so every JSON value round-trips
   byte for byte (numbers keep their digits, duplicate keys and key order survive);
-- ``count``: the counter's value (a number, incremented with ``UpdateItem ADD``).
+- ``count``: the counter's value (a number, set by compare-and-set: see ``TenantTable.increment_counter``).
+
+Which table: the tenant's item in the placement table (``contract.PlacementField``), written only by
+``python -m tiers migrate``, else the table of its registry item. Every write is conditional on that
+placement (see ``TenantTable``), which is how a move fences the tenant's writes.
 
 Every request names the tenant's own partition key: that is what the data role's IAM policy demands
 (``dynamodb:LeadingKeys`` equal to the session tag), so a bug here is refused by AWS rather than served.
@@ -19,14 +23,24 @@ every 4xx answer never need it.
 from __future__ import annotations
 
 import os
+import random
 import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any, Final, Protocol
 
-from handlers.contract import DATA_PARTITION_KEY, DATA_SORT_KEY, TENANT_SESSION_TAG, Env
+from handlers.contract import (
+    DATA_PARTITION_KEY,
+    DATA_SORT_KEY,
+    PLACEMENT_PARTITION_KEY,
+    PLACEMENT_SERVING,
+    TENANT_SESSION_TAG,
+    Env,
+    PlacementField,
+)
 
 ITEM_SORT_KEY_PREFIX: Final = "item#"
 COUNTER_SORT_KEY: Final = "counter"
@@ -38,23 +52,48 @@ COUNT_ATTRIBUTE: Final = "count"
 CREDENTIAL_REFRESH_MARGIN_SECONDS: Final = 300.0
 ASSUMED_ROLE_DURATION_SECONDS: Final = 3600
 # The settings a cached client depends on when they come from the environment.
-_ENVIRONMENT_SETTINGS: Final = (Env.TENANT_DATA_ROLE_ARN, "AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")
+_ENVIRONMENT_SETTINGS: Final = (
+    Env.TENANT_DATA_ROLE_ARN,
+    Env.PLACEMENT_TABLE,
+    "AWS_ENDPOINT_URL",
+    "AWS_DEFAULT_REGION",
+)
 # A warm container serves a bounded number of tenants' clients; the least recently used one is dropped.
 MAX_CACHED_TENANTS: Final = 512
+# Writes retry a few times on their own when the item or the placement changed under them (each attempt
+# re-reads the placement); past that the caller gets 503 and retries later.
+MAX_WRITE_ATTEMPTS: Final = 10
+BACKOFF_BASE_SECONDS: Final = 0.005
+# What a fenced write tells the client to wait: a move of a few thousand items takes seconds.
+MIGRATION_RETRY_AFTER_SECONDS: Final = 5
 
 
 class DynamoDBClient(Protocol):
     """The low-level DynamoDB client calls this module makes (boto3 ships no type hints)."""
 
     def get_item(self, **kwargs: Any) -> dict[str, Any]: ...
-    def put_item(self, **kwargs: Any) -> dict[str, Any]: ...
-    def update_item(self, **kwargs: Any) -> dict[str, Any]: ...
-    def delete_item(self, **kwargs: Any) -> dict[str, Any]: ...
     def query(self, **kwargs: Any) -> dict[str, Any]: ...
+    def transact_write_items(self, **kwargs: Any) -> dict[str, Any]: ...
 
 
 class MissingConfigurationError(RuntimeError):
     """The function's environment lacks a setting the deployment must provide."""
+
+
+class RetryLaterError(RuntimeError):
+    """A write that was not made and may succeed if sent again after ``retry_after`` seconds."""
+
+    retry_after: int = 1
+
+
+class WritesFencedError(RetryLaterError):
+    """The tenant's data is being moved to another table: writes wait until the move ends."""
+
+    retry_after = MIGRATION_RETRY_AFTER_SECONDS
+
+
+class ContendedWriteError(RetryLaterError):
+    """The item kept changing under concurrent writes of the same tenant for every attempt."""
 
 
 @dataclass(frozen=True)
@@ -70,33 +109,134 @@ class ItemPage:
     resume_after: str | None
 
 
+@dataclass(frozen=True)
+class Placement:
+    """Where the tenant's data is served from right now, and the fence every write is conditional on."""
+
+    table: str
+    epoch: int | None  # None: no placement item, the tenant lives where its registry item says
+    moving: bool  # a move is under way: reads go to ``table``, writes are refused
+
+
+class _Outcome(Enum):
+    DONE = "done"
+    PLACEMENT_CHANGED = "placement changed"  # a move started or ended since the placement was read
+    ITEM_CONDITION_FAILED = "item condition failed"
+    CONFLICT = "conflict"  # another transaction on the same items was in progress
+
+
 def item_sort_key(item_id: str) -> str:
     return f"{ITEM_SORT_KEY_PREFIX}{item_id}"
 
 
 @dataclass(frozen=True)
 class TenantTable:
-    """The tenant's partition of its table, on a client holding that tenant's scoped credentials."""
+    """The tenant's data, on a client holding that tenant's scoped credentials.
+
+    ``registry_table`` is where the registry says the data lives; the tenant's placement item, when it has
+    one, overrides it. The placement is read (strongly consistent) on every request rather than cached: a
+    cached location could serve reads from a table whose rows a finished move is deleting, and costs a
+    failed write and a retry after every move. Every write is a transaction of a ``ConditionCheck`` on the
+    placement item (no item, or ``serving`` at the epoch read) and the write itself: once a move has
+    fenced the tenant (a new epoch), no write that read the old placement can land anywhere, however long
+    it was in flight.
+    """
 
     client: DynamoDBClient
-    table: str
+    registry_table: str
     tenant_id: str
+    placement_table: str
 
     def _key(self, sort_key: str) -> dict[str, dict[str, str]]:
         return {DATA_PARTITION_KEY: {"S": self.tenant_id}, DATA_SORT_KEY: {"S": sort_key}}
 
-    def put(self, item_id: str, document: str) -> bool:
-        """Store the item; True when it did not exist before."""
-        response = self.client.put_item(
-            TableName=self.table,
-            Item={**self._key(item_sort_key(item_id)), DOCUMENT_ATTRIBUTE: {"S": document}},
-            ReturnValues="ALL_OLD",
+    def placement(self) -> Placement:
+        response = self.client.get_item(
+            TableName=self.placement_table,
+            Key={PLACEMENT_PARTITION_KEY: {"S": self.tenant_id}},
+            ConsistentRead=True,
         )
-        return not response.get("Attributes")
+        item = response.get("Item")
+        if item is None:
+            return Placement(self.registry_table, None, moving=False)
+        return Placement(
+            table=str(item[PlacementField.TABLE]["S"]),
+            epoch=int(item[PlacementField.EPOCH]["N"]),
+            moving=item[PlacementField.STATE]["S"] != PLACEMENT_SERVING,
+        )
+
+    def _writable_placement(self) -> Placement:
+        placement = self.placement()
+        if placement.moving:
+            raise WritesFencedError(
+                "the tenant's data is being moved to another table; writes resume when the move ends"
+            )
+        return placement
+
+    def _fence_check(self, placement: Placement) -> dict[str, Any]:
+        check: dict[str, Any] = {
+            "TableName": self.placement_table,
+            "Key": {PLACEMENT_PARTITION_KEY: {"S": self.tenant_id}},
+        }
+        if placement.epoch is None:
+            check["ConditionExpression"] = "attribute_not_exists(#pk)"
+            check["ExpressionAttributeNames"] = {"#pk": PLACEMENT_PARTITION_KEY}
+        else:
+            check["ConditionExpression"] = "#state = :serving AND #epoch = :epoch"
+            check["ExpressionAttributeNames"] = {
+                "#state": PlacementField.STATE,
+                "#epoch": PlacementField.EPOCH,
+            }
+            check["ExpressionAttributeValues"] = {
+                ":serving": {"S": PLACEMENT_SERVING},
+                ":epoch": {"N": str(placement.epoch)},
+            }
+        return {"ConditionCheck": check}
+
+    def _transact(self, placement: Placement, write: dict[str, Any]) -> _Outcome:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.transact_write_items(TransactItems=[self._fence_check(placement), write])
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "TransactionCanceledException":
+                raise
+            reasons = [reason.get("Code") for reason in error.response.get("CancellationReasons", [])]
+            if reasons[:1] == ["ConditionalCheckFailed"]:
+                return _Outcome.PLACEMENT_CHANGED
+            if reasons[1:2] == ["ConditionalCheckFailed"]:
+                return _Outcome.ITEM_CONDITION_FAILED
+            if "TransactionConflict" in reasons:
+                return _Outcome.CONFLICT
+            raise
+        return _Outcome.DONE
+
+    def put(self, item_id: str, document: str) -> bool:
+        """Store the item; True when it did not exist before.
+
+        A transaction returns no old values, so the put says what it expects (a new item, or a replaced
+        one) as its condition, and flips the expectation when the item says otherwise.
+        """
+        expect_new = True
+        for attempt in range(MAX_WRITE_ATTEMPTS):
+            placement = self._writable_placement()
+            put = {
+                "TableName": placement.table,
+                "Item": {**self._key(item_sort_key(item_id)), DOCUMENT_ATTRIBUTE: {"S": document}},
+                "ConditionExpression": "attribute_not_exists(#sk)" if expect_new else "attribute_exists(#sk)",
+                "ExpressionAttributeNames": {"#sk": DATA_SORT_KEY},
+            }
+            outcome = self._transact(placement, {"Put": put})
+            if outcome is _Outcome.DONE:
+                return expect_new
+            if outcome is _Outcome.ITEM_CONDITION_FAILED:
+                expect_new = not expect_new
+            _back_off(attempt, outcome)
+        raise ContendedWriteError(f"item {item_id!r} kept changing under concurrent writes")
 
     def get(self, item_id: str) -> str | None:
         response = self.client.get_item(
-            TableName=self.table,
+            TableName=self.placement().table,
             Key=self._key(item_sort_key(item_id)),
             ConsistentRead=True,
         )
@@ -104,18 +244,45 @@ class TenantTable:
         return None if item is None else str(item[DOCUMENT_ATTRIBUTE]["S"])
 
     def delete(self, item_id: str) -> None:
-        self.client.delete_item(TableName=self.table, Key=self._key(item_sort_key(item_id)))
+        for attempt in range(MAX_WRITE_ATTEMPTS):
+            placement = self._writable_placement()
+            delete = {"TableName": placement.table, "Key": self._key(item_sort_key(item_id))}
+            outcome = self._transact(placement, {"Delete": delete})
+            if outcome is _Outcome.DONE:
+                return
+            _back_off(attempt, outcome)
+        raise ContendedWriteError(f"item {item_id!r} kept changing under concurrent writes")
 
     def increment_counter(self) -> int:
-        response = self.client.update_item(
-            TableName=self.table,
-            Key=self._key(COUNTER_SORT_KEY),
-            UpdateExpression="ADD #count :one",
-            ExpressionAttributeNames={"#count": COUNT_ATTRIBUTE},
-            ExpressionAttributeValues={":one": {"N": "1"}},
-            ReturnValues="UPDATED_NEW",
-        )
-        return int(response["Attributes"][COUNT_ATTRIBUTE]["N"])
+        """Add one to the counter and return its new value, exactly, under any concurrency.
+
+        A transaction cannot return the updated value, so this is a compare-and-set: read the counter
+        (strongly consistent), then write value + 1 on condition that it still holds the value read, and
+        read again when another increment came first.
+        """
+        for attempt in range(MAX_WRITE_ATTEMPTS):
+            placement = self._writable_placement()
+            key = self._key(COUNTER_SORT_KEY)
+            response = self.client.get_item(TableName=placement.table, Key=key, ConsistentRead=True)
+            current = response.get("Item")
+            value = 0 if current is None else int(current[COUNT_ATTRIBUTE]["N"])
+            update: dict[str, Any] = {
+                "TableName": placement.table,
+                "Key": key,
+                "UpdateExpression": "SET #count = :next",
+                "ExpressionAttributeNames": {"#count": COUNT_ATTRIBUTE},
+                "ExpressionAttributeValues": {":next": {"N": str(value + 1)}},
+            }
+            if current is None:
+                update["ConditionExpression"] = "attribute_not_exists(#count)"
+            else:
+                update["ConditionExpression"] = "#count = :current"
+                update["ExpressionAttributeValues"][":current"] = {"N": str(value)}
+            outcome = self._transact(placement, {"Update": update})
+            if outcome is _Outcome.DONE:
+                return value + 1
+            _back_off(attempt, outcome)
+        raise ContendedWriteError("the counter kept changing under concurrent increments")
 
     def list_items(self, limit: int, after: str | None, max_document_bytes: int) -> ItemPage:
         """Up to ``limit`` items in id order, starting after the item id ``after``.
@@ -123,12 +290,13 @@ class TenantTable:
         Stops early once the documents reach ``max_document_bytes`` (a Lambda response is capped at
         6 MB; 100 items of 64 KB would not fit), always returning at least one item when any is left.
         """
+        table = self.placement().table
         items: list[StoredItem] = []
         document_bytes = 0
         start_key = None if after is None else self._key(item_sort_key(after))
         while True:
             query: dict[str, Any] = {
-                "TableName": self.table,
+                "TableName": table,
                 "KeyConditionExpression": "#pk = :tenant AND begins_with(#sk, :items)",
                 "ExpressionAttributeNames": {"#pk": DATA_PARTITION_KEY, "#sk": DATA_SORT_KEY},
                 "ExpressionAttributeValues": {
@@ -155,6 +323,13 @@ class TenantTable:
                 return ItemPage(tuple(items), items[-1].item_id)
 
 
+def _back_off(attempt: int, outcome: _Outcome) -> None:
+    """Before the next attempt: none after a placement change (re-reading it is the answer), a short
+    jittered exponential wait when another write of the same tenant got there first."""
+    if outcome in (_Outcome.ITEM_CONDITION_FAILED, _Outcome.CONFLICT):
+        time.sleep(random.uniform(0, BACKOFF_BASE_SECONDS * 2**attempt))
+
+
 @dataclass
 class _CachedClient:
     client: DynamoDBClient
@@ -176,12 +351,15 @@ class TenantClients:
         self,
         *,
         role_arn: str | None = None,
+        placement_table: str | None = None,
         session: Any = None,
         refresh_margin: float = CREDENTIAL_REFRESH_MARGIN_SECONDS,
         max_tenants: int = MAX_CACHED_TENANTS,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self._explicit_role_arn = role_arn
+        self._explicit_placement_table = placement_table
+        self._placement_table = placement_table
         self._explicit_session = session
         self._environment: tuple[str | None, ...] | None = None
         self._role_arn = role_arn
@@ -199,8 +377,10 @@ class TenantClients:
         with self._lock:
             return list(self._clients)
 
-    def table(self, tenant_id: str, table: str) -> TenantTable:
-        return TenantTable(self.client_for(tenant_id), table, tenant_id)
+    def table(self, tenant_id: str, registry_table: str) -> TenantTable:
+        """The tenant's data; ``registry_table`` is the table its registry item names."""
+        client = self.client_for(tenant_id)
+        return TenantTable(client, registry_table, tenant_id, self._placement_table_name())
 
     def client_for(self, tenant_id: str) -> DynamoDBClient:
         self._follow_environment()
@@ -232,6 +412,7 @@ class TenantClients:
             self._tenant_locks.clear()
             self._sts = None
             self._role_arn = self._explicit_role_arn
+            self._placement_table = self._explicit_placement_table
             self._session = self._explicit_session
 
     def _fresh(self, tenant_id: str) -> DynamoDBClient | None:
@@ -277,6 +458,18 @@ class TenantClients:
 
             self._session = boto3.session.Session()
         return self._session
+
+    def _placement_table_name(self) -> str:
+        with self._lock:
+            if self._placement_table is None:
+                name = os.environ.get(Env.PLACEMENT_TABLE, "")
+                if not name:
+                    raise MissingConfigurationError(
+                        f"environment variable {Env.PLACEMENT_TABLE} is not set: the deployment must pass "
+                        "the placement table's name to the tenant API function"
+                    )
+                self._placement_table = name
+            return self._placement_table
 
     def _data_role_arn(self) -> str:
         if self._role_arn is None:

@@ -32,6 +32,8 @@ class FunctionsArgs:
     registry_table_name: pulumi.Input[str]
     registry_table_arn: pulumi.Input[str]
     pooled_table_arn: pulumi.Input[str]
+    placement_table_name: pulumi.Input[str]
+    placement_table_arn: pulumi.Input[str]
     token_issuer: pulumi.Input[str]
     jwks_url: pulumi.Input[str]
     app_client_id: pulumi.Input[str]
@@ -73,8 +75,11 @@ class Functions(pulumi.ComponentResource):
             f"{name}-tenant-data-policy",
             role=self.tenant_data_role.id,
             policy=render_policy(
-                lambda pooled_arn: policies.tenant_data_policy(pooled_arn, args.naming.silo_table_prefix),
+                lambda pooled_arn, placement_arn: policies.tenant_data_policy(
+                    pooled_arn, args.naming.silo_table_prefix, placement_arn
+                ),
                 args.pooled_table_arn,
+                args.placement_table_arn,
             ),
             opts=child,
         )
@@ -97,6 +102,7 @@ class Functions(pulumi.ComponentResource):
             Env.JWKS_URL: args.jwks_url,
             Env.APP_CLIENT_ID: args.app_client_id,
             Env.TENANT_DATA_ROLE_ARN: self.tenant_data_role.arn,
+            Env.PLACEMENT_TABLE: args.placement_table_name,
             Env.METRICS_NAMESPACE: METRICS_NAMESPACE,
         }
         self.authorizer = self._function(

@@ -82,6 +82,8 @@ def deploy(settings: Settings, catalog: Catalog, naming: Naming, code: pulumi.Ar
             registry_table_name=storage.registry_table.name,
             registry_table_arn=storage.registry_table.arn,
             pooled_table_arn=storage.pooled_table.arn,
+            placement_table_name=storage.placement_table.name,
+            placement_table_arn=storage.placement_table.arn,
             token_issuer=identity.issuer,
             jwks_url=identity.jwks_url,
             app_client_id=identity.app_client.id,
@@ -114,6 +116,10 @@ def deploy(settings: Settings, catalog: Catalog, naming: Naming, code: pulumi.Ar
         "userPoolId": identity.user_pool.id,
         "appClientId": identity.app_client.id,
         "registryTable": storage.registry_table.name,
+        # What `python -m tiers migrate|decommission --stack-outputs -` reads.
+        "pooledTable": storage.pooled_table.name,
+        "placementTable": storage.placement_table.name,
+        "siloTablePrefix": naming.silo_table_prefix,
         "plans": {tier: plan.id for tier, plan in plans.usage_plans.items()},
         "tenants": {
             tenant.id: {

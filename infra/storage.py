@@ -1,4 +1,8 @@
-"""Tables: the pooled data table, one silo table per silo tenant, and the tenant registry.
+"""Tables: the pooled data table, one silo table per silo tenant, the tenant registry, the placement table.
+
+The placement table is declared here but its items are not: `python -m tiers migrate` writes them
+(where each moved tenant's data lives right now, and the write fence during a move), so nothing
+`pulumi up` does can overwrite a move in progress.
 
 Every table is protected and retained from its first deploy, so no edit of the tier
 file can delete data: removing a silo tenant, or moving it to a pooled tier, fails
@@ -13,7 +17,12 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from handlers.contract import DATA_PARTITION_KEY, DATA_SORT_KEY, REGISTRY_PARTITION_KEY
+from handlers.contract import (
+    DATA_PARTITION_KEY,
+    DATA_SORT_KEY,
+    PLACEMENT_PARTITION_KEY,
+    REGISTRY_PARTITION_KEY,
+)
 from tiers.naming import Naming
 
 
@@ -26,6 +35,7 @@ class StorageArgs:
 class Storage(pulumi.ComponentResource):
     pooled_table: aws.dynamodb.Table
     registry_table: aws.dynamodb.Table
+    placement_table: aws.dynamodb.Table
     silo_tables: dict[str, aws.dynamodb.Table]
 
     def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -35,6 +45,9 @@ class Storage(pulumi.ComponentResource):
             f"{name}-pooled", naming.pooled_table, DATA_PARTITION_KEY, DATA_SORT_KEY
         )
         self.registry_table = self._table(f"{name}-registry", naming.registry_table, REGISTRY_PARTITION_KEY)
+        self.placement_table = self._table(
+            f"{name}-placement", naming.placement_table, PLACEMENT_PARTITION_KEY
+        )
         self.silo_tables = {
             tenant_id: self._table(
                 f"{name}-silo-{tenant_id}", naming.silo_table(tenant_id), DATA_PARTITION_KEY, DATA_SORT_KEY
@@ -45,6 +58,7 @@ class Storage(pulumi.ComponentResource):
             {
                 "pooled_table": self.pooled_table.name,
                 "registry_table": self.registry_table.name,
+                "placement_table": self.placement_table.name,
             }
         )
 

@@ -28,6 +28,7 @@ from blueprint.policies import (
 from handlers.contract import (
     DATA_PARTITION_KEY,
     DATA_SORT_KEY,
+    PLACEMENT_PARTITION_KEY,
     REGISTRY_PARTITION_KEY,
     TENANT_CLAIM,
 )
@@ -80,6 +81,7 @@ class Provisioned:
     app_client_id: str
     registry_table: str
     pooled_table: str
+    placement_table: str
     tenant_data_role_arn: str
     tenant_api_role_arn: str
     tenants: dict[str, ProvisionedTenant]
@@ -119,11 +121,12 @@ def provision(catalog: Catalog, naming: Naming, clients: AwsClients) -> Provisio
 
     _create_table(dynamodb, naming.registry_table, [REGISTRY_PARTITION_KEY])
     pooled_arn = _create_table(dynamodb, naming.pooled_table, [DATA_PARTITION_KEY, DATA_SORT_KEY])
+    placement_arn = _create_table(dynamodb, naming.placement_table, [PLACEMENT_PARTITION_KEY])
     for tenant in catalog.tenants.values():
         if catalog.is_silo(tenant):
             _create_table(dynamodb, naming.silo_table(tenant.id), [DATA_PARTITION_KEY, DATA_SORT_KEY])
 
-    api_role_arn, role_arn = _create_roles(clients.client("iam"), naming, pooled_arn)
+    api_role_arn, role_arn = _create_roles(clients.client("iam"), naming, pooled_arn, placement_arn)
     user_pool_id, app_client_id = _create_user_pool(clients.client("cognito-idp"), naming)
     api_keys = _api_keys(catalog)
 
@@ -144,6 +147,7 @@ def provision(catalog: Catalog, naming: Naming, clients: AwsClients) -> Provisio
         app_client_id=app_client_id,
         registry_table=naming.registry_table,
         pooled_table=naming.pooled_table,
+        placement_table=naming.placement_table,
         tenant_data_role_arn=role_arn,
         tenant_api_role_arn=api_role_arn,
         tenants=tenants,
@@ -163,7 +167,9 @@ def _create_table(dynamodb: Any, name: str, keys: Sequence[str]) -> str:
     return str(table["TableDescription"]["TableArn"])
 
 
-def _create_roles(iam: Any, naming: Naming, pooled_table_arn: str) -> tuple[str, str]:
+def _create_roles(
+    iam: Any, naming: Naming, pooled_table_arn: str, placement_table_arn: str
+) -> tuple[str, str]:
     """The tenant API's role and the tenant data role it assumes, with the program's policy documents.
 
     Returns both ARNs (tenant API role, data role)."""
@@ -186,7 +192,9 @@ def _create_roles(iam: Any, naming: Naming, pooled_table_arn: str) -> tuple[str,
     iam.put_role_policy(
         RoleName=data_role_name,
         PolicyName="tenant-own-items",
-        PolicyDocument=json.dumps(tenant_data_policy(pooled_table_arn, naming.silo_table_prefix)),
+        PolicyDocument=json.dumps(
+            tenant_data_policy(pooled_table_arn, naming.silo_table_prefix, placement_table_arn)
+        ),
     )
     return str(api_role["Role"]["Arn"]), data_role_arn
 

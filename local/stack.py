@@ -82,6 +82,7 @@ def lambda_environment(provisioned: Provisioned, moto_endpoint: str) -> dict[str
         Env.JWKS_URL: f"{moto_endpoint}/{provisioned.user_pool_id}/.well-known/jwks.json",
         Env.APP_CLIENT_ID: provisioned.app_client_id,
         Env.TENANT_DATA_ROLE_ARN: provisioned.tenant_data_role_arn,
+        Env.PLACEMENT_TABLE: provisioned.placement_table,
         Env.METRICS_NAMESPACE: METRICS_NAMESPACE,
         "AWS_ENDPOINT_URL": moto_endpoint,
         "AWS_ACCESS_KEY_ID": DUMMY_CREDENTIALS["aws_access_key_id"],
@@ -274,6 +275,10 @@ class LocalStack:
             "user_pool_id": self.provisioned.user_pool_id,
             "app_client_id": self.provisioned.app_client_id,
             "registry_table": self.provisioned.registry_table,
+            # Where `python -m tiers migrate|decommission --local-port PORT` finds the tables.
+            "pooled_table": self.provisioned.pooled_table,
+            "placement_table": self.provisioned.placement_table,
+            "silo_table_prefix": NAMING.silo_table_prefix,
             "tenants": {
                 tenant_id: {
                     "name": p.tenant.name,

@@ -101,6 +101,10 @@ class Naming:
         return f"{self.prefix}-registry"
 
     @property
+    def placement_table(self) -> str:
+        return f"{self.prefix}-placement"
+
+    @property
     def silo_table_prefix(self) -> str:
         """Silo table names are this prefix plus the tenant id (the IAM policy relies on it)."""
         return f"{self.prefix}-silo-"

@@ -17,7 +17,13 @@ from moto import mock_aws
 
 from blueprint.policies import tenant_data_policy
 from handlers import tenant_api
-from handlers.contract import DATA_PARTITION_KEY, DATA_SORT_KEY, ContextKey, Env
+from handlers.contract import (
+    DATA_PARTITION_KEY,
+    DATA_SORT_KEY,
+    PLACEMENT_PARTITION_KEY,
+    ContextKey,
+    Env,
+)
 from handlers.tenant_data import TenantClients
 from tiers.naming import Naming
 
@@ -37,7 +43,9 @@ def table_arn(table: str) -> str:
 
 def data_policy() -> dict[str, Any]:
     """The data role's policy, exactly as the program renders it for this stack."""
-    return tenant_data_policy(table_arn(NAMING.pooled_table), NAMING.silo_table_prefix)
+    return tenant_data_policy(
+        table_arn(NAMING.pooled_table), NAMING.silo_table_prefix, table_arn(NAMING.placement_table)
+    )
 
 
 @dataclass(frozen=True)
@@ -192,6 +200,16 @@ def create_data_table(name: str, client: Any) -> None:
     )
 
 
+def create_placement_table(client: Any) -> None:
+    """The placement table with the program's key schema (partition tenant id)."""
+    client.create_table(
+        TableName=NAMING.placement_table,
+        KeySchema=[{"AttributeName": PLACEMENT_PARTITION_KEY, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": PLACEMENT_PARTITION_KEY, "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
+
+
 def table_contents(name: str, client: Any) -> list[dict[str, Any]]:
     """Every raw item of a table (the test looks with full rights; the handler never scans)."""
     items: list[dict[str, Any]] = []
@@ -212,6 +230,7 @@ def set_aws_environment(setenv: Any) -> None:
         "AWS_DEFAULT_REGION": REGION,
         "AWS_REGION": REGION,
         Env.TENANT_DATA_ROLE_ARN: DATA_ROLE_ARN,
+        Env.PLACEMENT_TABLE: NAMING.placement_table,
         Env.METRICS_NAMESPACE: "TenantTiersTest",
         Env.SERVICE_NAME: "tenant-api",
     }.items():
@@ -219,7 +238,8 @@ def set_aws_environment(setenv: Any) -> None:
 
 
 def start_tenant_api(session: Any = None) -> TenantApi:
-    """Tables for ACME, ACME_CORP (pooled) and GLOBEX (silo) and a fresh client cache; moto must be active.
+    """Tables for ACME, ACME_CORP (pooled) and GLOBEX (silo), the placement table (no items: every tenant
+    lives where its registry item says) and a fresh client cache; moto must be active.
 
     The caller installs ``api.clients`` as ``tenant_api.data_clients`` (and restores the old one).
     """
@@ -227,6 +247,7 @@ def start_tenant_api(session: Any = None) -> TenantApi:
     admin = session.client("dynamodb")
     for table in sorted({ACME.table, ACME_CORP.table, GLOBEX.table}):
         create_data_table(table, admin)
+    create_placement_table(admin)
     return TenantApi(
         clients=TenantClients(role_arn=DATA_ROLE_ARN, session=session), session=session, admin=admin
     )

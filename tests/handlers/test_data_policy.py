@@ -219,6 +219,50 @@ def test_batch_reads_and_writes_are_denied(keys_of: list[str]) -> None:
     )
 
 
+def transact(session_tenant: str, *actions: tuple[str, str, str]) -> list[Request]:
+    """A TransactWriteItems call of (kind, table, partition) actions, as the tenant API shapes them."""
+    items = []
+    for kind, table, partition in actions:
+        key = {DATA_PARTITION_KEY: {"S": partition}}
+        if table != NAMING.placement_table:
+            key["sk"] = {"S": "item#x"}
+        items.append({kind: {"TableName": table, ("Item" if kind == "Put" else "Key"): key}})
+    return call(
+        "TransactWriteItems", "unused", session_tenant, session_tenant=session_tenant, TransactItems=items
+    )
+
+
+@pytest.mark.parametrize("kind", ["Put", "Update", "Delete"])
+@pytest.mark.parametrize("table", [NAMING.pooled_table, silo_table("acme")])
+def test_a_write_checked_against_the_own_placement_item_is_allowed(kind: str, table: str) -> None:
+    # GIVEN acme's session WHEN it writes its own item on condition of its own placement item THEN allowed
+    fenced_write = transact("acme", ("ConditionCheck", NAMING.placement_table, "acme"), (kind, table, "acme"))
+    assert all_allowed(POLICY, fenced_write)
+    # AND it may read its own placement item
+    assert all_allowed(POLICY, call("GetItem", NAMING.placement_table, "acme", session_tenant="acme"))
+
+
+@pytest.mark.parametrize("kind", ["Put", "Update", "Delete"])
+def test_no_tenant_can_write_a_placement_item_or_check_anothers(kind: str) -> None:
+    # GIVEN acme's session: it cannot lift its own fence or move itself (only the operator writes placement)
+    assert not all_allowed(POLICY, call(f"{kind}Item", NAMING.placement_table, "acme", session_tenant="acme"))
+    assert not all_allowed(POLICY, transact("acme", (kind, NAMING.placement_table, "acme")))
+    # AND it can neither read nor check another tenant's placement item
+    other_placement = call("GetItem", NAMING.placement_table, "acme-corp", session_tenant="acme")
+    assert not all_allowed(POLICY, other_placement)
+    other_fence = transact(
+        "acme", ("ConditionCheck", NAMING.placement_table, "acme-corp"), ("Put", NAMING.pooled_table, "acme")
+    )
+    assert not all_allowed(POLICY, other_fence)
+    # AND a transaction may not smuggle another tenant's write next to its own check
+    smuggled = transact(
+        "acme", ("ConditionCheck", NAMING.placement_table, "acme"), (kind, NAMING.pooled_table, "acme-corp")
+    )
+    assert not all_allowed(POLICY, smuggled)
+    # AND condition checks on data tables are not granted (nothing needs them)
+    assert not all_allowed(POLICY, transact("acme", ("ConditionCheck", NAMING.pooled_table, "acme")))
+
+
 def test_a_session_without_the_tenant_tag_gets_nothing() -> None:
     for operation in ITEM_ACTIONS:
         assert not all_allowed(POLICY, call(operation, NAMING.pooled_table, "acme", session_tenant=None))
@@ -348,13 +392,8 @@ def test_every_call_the_tenant_api_makes_is_allowed_for_its_tenant_only(
     tenant_calls = [wire for wire in tap.calls if wire.access_key in tap.tag_of_key]
     # (the only calls on other credentials are the test's own CreateTable: the handler has no others)
     assert {wire.operation for wire in tap.calls if wire not in tenant_calls} == {"CreateTable"}
-    assert {wire.operation for wire in tenant_calls} == {
-        "PutItem",
-        "GetItem",
-        "Query",
-        "UpdateItem",
-        "DeleteItem",
-    }
+    # (writes are transactions: a check of the tenant's placement item plus the write itself)
+    assert {wire.operation for wire in tenant_calls} == {"GetItem", "Query", "TransactWriteItems"}
     tenants = ("acme", "acme-corp", "globex")
     for wire in tenant_calls:
         owner = tap.tag_of_key[wire.access_key]

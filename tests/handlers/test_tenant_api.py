@@ -488,7 +488,8 @@ def test_a_bad_authorizer_context_is_refused_with_500(
 def test_dynamodb_throttling_is_503_with_retry_after(api: TenantApi, code: str) -> None:
     # GIVEN DynamoDB throttles acme's next request
     with Stubber(api.clients.client_for("acme")) as stub:
-        stub.add_client_error("put_item", service_error_code=code, http_status_code=400)
+        # (its first call reads the tenant's placement)
+        stub.add_client_error("get_item", service_error_code=code, http_status_code=400)
         # WHEN acme puts an item
         answer = api.put(ACME, "x", "1")
     # THEN it is told to come back later

@@ -15,7 +15,7 @@ import boto3
 import pytest
 
 from handlers.contract import TENANT_SESSION_TAG, Env
-from handlers.tenant_data import CREDENTIAL_REFRESH_MARGIN_SECONDS, TenantClients, TenantTable
+from handlers.tenant_data import CREDENTIAL_REFRESH_MARGIN_SECONDS, TenantClients
 from tests.handlers.tenant_fixtures import (
     ACME,
     ACME_CORP,
@@ -163,7 +163,7 @@ def test_concurrent_lambda_invocations_keep_tenants_apart(api: TenantApi) -> Non
 
 def test_a_page_stops_at_the_document_budget_and_resumes_where_it_stopped(api: TenantApi) -> None:
     # GIVEN six 100-byte documents and a 250-byte budget per page
-    table = TenantTable(api.clients.client_for("acme"), ACME.table, "acme")
+    table = api.clients.table("acme", ACME.table)
     for n in range(6):
         table.put(f"i{n}", json.dumps("x" * 98))
 

@@ -17,6 +17,7 @@ from handlers.contract import (
     AUTHORIZER_HANDLER,
     DATA_PARTITION_KEY,
     DATA_SORT_KEY,
+    PLACEMENT_PARTITION_KEY,
     REGISTRY_PARTITION_KEY,
     ROUTES,
     TENANT_API_HANDLER,
@@ -132,7 +133,9 @@ def test_plan_keys_are_deleted_before_they_are_replaced(run: ProgramRun) -> None
 
 def test_one_pooled_table_and_one_silo_table_per_silo_tenant(run: ProgramRun) -> None:
     data_tables = {
-        table.name: table.inputs for table in run.of_type(TABLE) if table.name != "storage-registry"
+        table.name: table.inputs
+        for table in run.of_type(TABLE)
+        if table.name not in ("storage-registry", "storage-placement")
     }
     silo_tenants = [tenant for tenant, spec in TENANTS.items() if TIERS[spec["tier"]]["isolation"] == "silo"]
     assert set(data_tables) == {"storage-pooled", *(f"storage-silo-{tenant}" for tenant in silo_tenants)}
@@ -150,7 +153,7 @@ def test_one_pooled_table_and_one_silo_table_per_silo_tenant(run: ProgramRun) ->
 
 def test_every_table_is_on_demand_recoverable_encrypted_protected_and_retained(run: ProgramRun) -> None:
     tables = run.of_type(TABLE)
-    assert len(tables) == 2 + 2  # pooled, registry, two silo tenants
+    assert len(tables) == 3 + 2  # pooled, registry, placement, two silo tenants
     for table in tables:
         assert table.inputs["billingMode"] == "PAY_PER_REQUEST"
         assert table.inputs["pointInTimeRecovery"] == {"enabled": True}
@@ -158,6 +161,17 @@ def test_every_table_is_on_demand_recoverable_encrypted_protected_and_retained(r
         assert table.inputs["deletionProtectionEnabled"] is True
         assert table.protect, table.name
         assert table.retain_on_delete, table.name
+
+
+def test_the_placement_table_is_declared_without_items(run: ProgramRun) -> None:
+    # GIVEN the program WHEN it runs THEN the placement table exists, keyed by tenant id, and no
+    # TableItem writes into it: its items belong to `python -m tiers migrate`, so `pulumi up` during a
+    # move can neither overwrite nor delete the fence or a tenant's location.
+    placement = run.named("storage-placement")
+    assert placement.inputs["name"] == NAMING.placement_table
+    assert placement.inputs["hashKey"] == PLACEMENT_PARTITION_KEY
+    assert placement.inputs.get("rangeKey") is None
+    assert all(item.inputs["tableName"] != NAMING.placement_table for item in run.of_type(TABLE_ITEM))
 
 
 def test_the_registry_holds_one_secret_item_per_tenant(run: ProgramRun, tiers_path: Path) -> None:
@@ -415,6 +429,7 @@ def test_functions_get_runtime_architecture_handlers_environment_and_the_bundle(
         assert variables[Env.JWKS_URL] == f"{issuer}/.well-known/jwks.json"
         assert variables[Env.APP_CLIENT_ID] == run.one(USER_POOL_CLIENT).id
         assert variables[Env.TENANT_DATA_ROLE_ARN] == run.named("functions-tenant-data-role").outputs["arn"]
+        assert variables[Env.PLACEMENT_TABLE] == NAMING.placement_table
         assert variables[Env.SERVICE_NAME]
         assert variables[Env.METRICS_NAMESPACE]
         log_group = run.named(f"{logical}-logs")
@@ -487,7 +502,15 @@ def test_tenant_data_role_reaches_only_the_callers_own_items(run: ProgramRun) ->
         }
         resources.add(statement["Resource"])
     table_base = pooled_arn.rpartition("/")[0]
-    assert resources == {pooled_arn, f"{table_base}/{NAMING.silo_table_prefix}{TENANT_TAG_VARIABLE}"}
+    placement_arn = run.named("storage-placement").outputs["arn"]
+    assert resources == {
+        pooled_arn,
+        f"{table_base}/{NAMING.silo_table_prefix}{TENANT_TAG_VARIABLE}",
+        placement_arn,
+    }
+    # THEN the placement table is only read and checked inside write transactions, never written
+    (placement,) = [s for s in document["Statement"] if s["Resource"] == placement_arn]
+    assert placement["Action"] == ["dynamodb:GetItem", "dynamodb:ConditionCheckItem"]
 
 
 def test_no_role_may_scan_or_use_partiql_or_wildcard_tables(run: ProgramRun) -> None:
@@ -533,6 +556,9 @@ def test_stack_outputs_name_every_plan_and_tenant_and_hold_no_secret(run: Progra
     assert outputs["userPoolId"] == run.one(USER_POOL).id
     assert outputs["appClientId"] == run.one(USER_POOL_CLIENT).id
     assert outputs["registryTable"] == NAMING.registry_table
+    assert outputs["placementTable"] == NAMING.placement_table
+    assert outputs["pooledTable"] == NAMING.pooled_table
+    assert outputs["siloTablePrefix"] == NAMING.silo_table_prefix
     assert outputs["plans"] == {tier: run.named(f"tenants-plan-{tier}").id for tier in TIERS}
     assert outputs["tenants"]["acme"] == {
         "apiKeyId": run.named("tenants-key-acme").id,
