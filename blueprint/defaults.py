@@ -6,3 +6,6 @@ from typing import Final
 
 DEFAULT_AUTHORIZER_CACHE_TTL_SECONDS: Final = 300
 MAX_AUTHORIZER_CACHE_TTL_SECONDS: Final = 3600
+# The tenant API function's timeout: also how long `python -m tiers migrate` lets requests that read the
+# old placement finish before it deletes the source rows.
+TENANT_API_TIMEOUT_SECONDS: Final = 15

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_aws as aws
 
 from blueprint import policies
+from blueprint.defaults import TENANT_API_TIMEOUT_SECONDS
 from handlers.contract import (
     AUTHORIZER_FUNCTION,
     AUTHORIZER_HANDLER,
@@ -118,7 +119,7 @@ class Functions(pulumi.ComponentResource):
             role=tenant_api_role,
             handler=TENANT_API_HANDLER,
             environment=environment,
-            timeout=15,
+            timeout=TENANT_API_TIMEOUT_SECONDS,
             depends_on=[tenant_api_access, data_policy],
         )
         self.register_outputs(

@@ -6,9 +6,13 @@
     python -m tiers users list [TENANT]
     python -m tiers users disable EMAIL
     python -m tiers usage (--stack-outputs FILE | --local-port PORT) [--from DATE] [--to DATE] ...
+    python -m tiers migrate TENANT --to silo|pooled (--stack-outputs FILE|- | --local-port PORT)
+    python -m tiers decommission TENANT (--stack-outputs FILE|- | --local-port PORT)
 
 Exit codes: 0 done, 1 the tier file or AWS said no (the reason is printed),
-2 the command line itself is wrong (argparse's message); `plan` has its own (see tiers/plan.py).
+2 the command line itself is wrong (argparse's message); `plan` has its own (see tiers/plan.py);
+`migrate` exits 3 when it only pinned the tenant to its current table because the target table does
+not exist yet: run it again after `pulumi up`.
 """
 
 from __future__ import annotations
@@ -21,7 +25,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
+from tiers.datastore import DataStoreError, StackTables, stack_tables_from_local, stack_tables_from_outputs
+from tiers.decommission import DecommissionError, DecommissionOptions, decommission
 from tiers.loader import CatalogError, load_catalog
+from tiers.migration import (
+    DEFAULT_DRAIN_SECONDS,
+    MigrationError,
+    MigrationOptions,
+    MigrationOutcome,
+    migrate,
+)
 from tiers.model import Catalog, Isolation, Tier
 from tiers.plan import StackNames, Verdict, catalog_at_revision, plan, project_name, report
 from tiers.table import text_table as _table
@@ -43,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CatalogError as error:
         print(error, file=sys.stderr)
         return 1
-    except UserError as error:
+    except (UserError, DataStoreError, MigrationError, DecommissionError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
@@ -159,6 +172,49 @@ def _users_disable(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stack_tables(args: argparse.Namespace) -> StackTables:
+    if args.local_port is not None:
+        return stack_tables_from_local(args.local_port)
+    name = "standard input" if args.stack_outputs == "-" else args.stack_outputs
+    if args.stack_outputs == "-":
+        return stack_tables_from_outputs(sys.stdin, region=args.region, name=name)
+    try:
+        with open(args.stack_outputs, encoding="utf-8") as outputs:
+            return stack_tables_from_outputs(outputs, region=args.region, name=name)
+    except OSError as error:
+        raise DataStoreError(
+            f"cannot read --stack-outputs {name}: {error.strerror}; write it with "
+            "`pulumi stack output --json > FILE`, or pipe it in with `--stack-outputs -`"
+        ) from error
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    tables = _stack_tables(args)
+    options = MigrationOptions(keep_source=args.keep_source, drain_seconds=args.drain_seconds)
+    outcome = migrate(tables, args.tenant, Isolation(args.to), options)
+    return 3 if outcome is MigrationOutcome.PINNED else 0
+
+
+def _decommission(args: argparse.Namespace) -> int:
+    tables = _stack_tables(args)
+    decommission(
+        tables,
+        args.tenant,
+        DecommissionOptions(out=args.out, table=args.table, delete_table=args.delete_table),
+    )
+    return 0
+
+
+def _non_negative_seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 3600:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds from 0 to 3600")
+    return value
+
+
 def _client(args: argparse.Namespace) -> object:
     return cognito_client(region=args.region, endpoint_url=args.endpoint_url)
 
@@ -245,4 +301,54 @@ def _parser() -> argparse.ArgumentParser:
     disable.set_defaults(command=_users_disable)
 
     add_usage_command(commands)
+
+    stack = argparse.ArgumentParser(add_help=False)
+    where = stack.add_mutually_exclusive_group(required=True)
+    where.add_argument(
+        "--stack-outputs",
+        metavar="FILE",
+        help="the stack's `pulumi stack output --json`, in FILE or `-` for standard input (AWS)",
+    )
+    where.add_argument("--local-port", type=int, metavar="PORT", help="the local stack on this port")
+    stack.add_argument(
+        "--region", help="with --stack-outputs: the stack's region (default: AWS configuration)"
+    )
+
+    move = commands.add_parser(
+        "migrate",
+        parents=[stack],
+        help="move a tenant's data to its silo table or the pooled table, without losing a write",
+    )
+    move.add_argument("tenant", metavar="TENANT", help="a deployed tenant id")
+    move.add_argument("--to", required=True, choices=[isolation.value for isolation in Isolation])
+    move.add_argument(
+        "--keep-source", action="store_true", help="keep the tenant's rows in the old table after the move"
+    )
+    move.add_argument(
+        "--drain-seconds",
+        type=_non_negative_seconds,
+        default=DEFAULT_DRAIN_SECONDS,
+        metavar="S",
+        help="wait before deleting the old rows, for requests that read the old location "
+        "(default: the tenant API's timeout, %(default)s)",
+    )
+    move.set_defaults(command=_migrate)
+
+    retire = commands.add_parser(
+        "decommission",
+        parents=[stack],
+        help="export a removed (or silo-leaving) tenant's data to JSON lines, verify, then remove it",
+    )
+    retire.add_argument("tenant", metavar="TENANT")
+    retire.add_argument(
+        "--out", type=Path, metavar="FILE", help="export file (default: TENANT-export-<UTC time>.jsonl)"
+    )
+    retire.add_argument("--table", metavar="TABLE", help="only the tenant's rows in this table")
+    retire.add_argument(
+        "--delete-table",
+        action="store_true",
+        help="once empty, turn off deletion protection of the tenant's silo table and delete it "
+        "(only when the stack no longer declares it)",
+    )
+    retire.set_defaults(command=_decommission)
     return parser

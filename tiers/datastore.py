@@ -1,0 +1,312 @@
+"""The stack's tables as the operator commands (migrate, decommission) reach them, and a tenant's rows in them.
+
+These commands run on operator credentials, never on the tenant data role: they read and write whole
+partitions with ``Query`` and ``BatchWriteItem``, and they are the only writers of placement items.
+
+Where the tables are comes from one of two places:
+
+- AWS: the stack outputs (``pulumi stack output --json``, from a file or piped into ``--stack-outputs -``):
+  ``registryTable``, ``placementTable``, ``pooledTable``, ``siloTablePrefix``; the region from ``--region``
+  or the AWS configuration, credentials from the usual AWS chain;
+- the local stack: ``--local-port PORT``, whose ``/_local/stack`` names its emulator and tables.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, TextIO
+
+from handlers.contract import (
+    DATA_PARTITION_KEY,
+    DATA_SORT_KEY,
+    PLACEMENT_PARTITION_KEY,
+    PLACEMENT_SERVING,
+    REGISTRY_PARTITION_KEY,
+    PlacementField,
+    RegistryField,
+)
+from tiers.model import Isolation
+
+# DynamoDB's BatchWriteItem takes at most 25 requests.
+BATCH_SIZE: Final = 25
+# Unprocessed batch items are sent again after a pause that doubles up to this many seconds.
+MAX_BATCH_BACKOFF_SECONDS: Final = 2.0
+STACK_OUTPUT_KEYS: Final = ("registryTable", "placementTable", "pooledTable", "siloTablePrefix")
+
+Item = dict[str, Any]  # one DynamoDB item in DynamoDB JSON
+
+
+class DataStoreError(Exception):
+    """The stack's tables cannot be reached or are not what they should be; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class StackTables:
+    """The tables of one stack and a DynamoDB client with the operator's credentials."""
+
+    client: Any
+    registry_table: str
+    placement_table: str
+    pooled_table: str
+    silo_table_prefix: str
+    where: str  # "the local stack on port 8080", "the stack outputs" ... for messages
+
+    def table_for(self, tenant_id: str, isolation: Isolation) -> str:
+        if isolation is Isolation.SILO:
+            return self.silo_table(tenant_id)
+        return self.pooled_table
+
+    def silo_table(self, tenant_id: str) -> str:
+        return f"{self.silo_table_prefix}{tenant_id}"
+
+    def isolation_of(self, table: str) -> Isolation:
+        return Isolation.POOLED if table == self.pooled_table else Isolation.SILO
+
+    def table_exists(self, table: str) -> bool:
+        try:
+            self.client.describe_table(TableName=table)
+        except self.client.exceptions.ResourceNotFoundException:
+            return False
+        return True
+
+
+def stack_tables_from_outputs(outputs_file: TextIO, *, region: str | None, name: str) -> StackTables:
+    """The tables named by ``pulumi stack output --json`` (read from ``outputs_file``)."""
+    try:
+        outputs = json.load(outputs_file)
+    except ValueError as error:
+        raise DataStoreError(
+            f"{name} is not JSON ({error}): pass the output of `pulumi stack output --json`"
+        ) from error
+    missing = [key for key in STACK_OUTPUT_KEYS if not isinstance(outputs, dict) or not outputs.get(key)]
+    if missing:
+        raise DataStoreError(
+            f"{name} has no {', '.join(missing)}: pass `pulumi stack output --json` of a stack deployed "
+            "with this version of the program (run `pulumi up` to add the outputs)"
+        )
+    import boto3
+
+    session = boto3.session.Session(region_name=region)
+    if session.region_name is None:
+        raise DataStoreError("no AWS region: pass --region REGION (the stack's aws:region)")
+    return StackTables(
+        client=session.client("dynamodb"),
+        registry_table=outputs["registryTable"],
+        placement_table=outputs["placementTable"],
+        pooled_table=outputs["pooledTable"],
+        silo_table_prefix=outputs["siloTablePrefix"],
+        where=f"the stack in {session.region_name}",
+    )
+
+
+def stack_tables_from_local(port: int) -> StackTables:
+    """The tables of the local stack serving on ``port``."""
+    import boto3
+
+    from local.client import LocalClientError, fetch
+    from local.server import STACK_PATH
+    from local.settings import DUMMY_CREDENTIALS
+
+    try:
+        stack = fetch(port, STACK_PATH)
+    except LocalClientError as error:
+        raise DataStoreError(str(error)) from error
+    keys = (
+        "moto_endpoint",
+        "region",
+        "registry_table",
+        "placement_table",
+        "pooled_table",
+        "silo_table_prefix",
+    )
+    if not isinstance(stack, dict) or any(not stack.get(key) for key in keys):
+        raise DataStoreError(
+            f"what answers on port {port} is not a tenant-tiers local stack of this version; pass its --port"
+        )
+    session = boto3.session.Session(region_name=stack["region"], **DUMMY_CREDENTIALS)
+    return StackTables(
+        client=session.client("dynamodb", endpoint_url=stack["moto_endpoint"]),
+        registry_table=stack["registry_table"],
+        placement_table=stack["placement_table"],
+        pooled_table=stack["pooled_table"],
+        silo_table_prefix=stack["silo_table_prefix"],
+        where=f"the local stack on port {port}",
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Registry and placement items
+
+
+@dataclass(frozen=True)
+class RegistryEntry:
+    table: str
+    suspended: bool
+
+
+@dataclass(frozen=True)
+class PlacementRecord:
+    """A tenant's placement item (see ``handlers.contract.PlacementField``)."""
+
+    table: str
+    state: str
+    epoch: int
+    source: str | None = None
+    target: str | None = None
+    cleanup: str | None = None
+    kept: str | None = None
+
+    @property
+    def moving(self) -> bool:
+        return self.state != PLACEMENT_SERVING
+
+
+def registry_entry(tables: StackTables, tenant_id: str) -> RegistryEntry | None:
+    response = tables.client.get_item(
+        TableName=tables.registry_table,
+        Key={REGISTRY_PARTITION_KEY: {"S": tenant_id}},
+        ConsistentRead=True,
+    )
+    item = response.get("Item")
+    if item is None:
+        return None
+    suspended = item.get(RegistryField.SUSPENDED, {}).get("BOOL", False)
+    return RegistryEntry(table=str(item[RegistryField.TABLE]["S"]), suspended=bool(suspended))
+
+
+def placement_record(tables: StackTables, tenant_id: str) -> PlacementRecord | None:
+    response = tables.client.get_item(
+        TableName=tables.placement_table,
+        Key={PLACEMENT_PARTITION_KEY: {"S": tenant_id}},
+        ConsistentRead=True,
+    )
+    item = response.get("Item")
+    if item is None:
+        return None
+
+    def text(field: str) -> str | None:
+        value = item.get(field)
+        return None if value is None else str(value["S"])
+
+    return PlacementRecord(
+        table=str(item[PlacementField.TABLE]["S"]),
+        state=str(item[PlacementField.STATE]["S"]),
+        epoch=int(item[PlacementField.EPOCH]["N"]),
+        source=text(PlacementField.SOURCE),
+        target=text(PlacementField.TARGET),
+        cleanup=text(PlacementField.CLEANUP),
+        kept=text(PlacementField.KEPT),
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A tenant's rows
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What verification compares: how many rows, and a SHA-256 over all of them in key order."""
+
+    count: int
+    digest: str
+
+
+def canonical_line(item: Mapping[str, Any]) -> str:
+    """One item as canonical JSON (sorted keys, no spaces): equal items give equal lines."""
+    return json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def summarize(items: Iterable[Mapping[str, Any]]) -> Summary:
+    """Count and digest of items given in key order (the order Query returns and exports are written)."""
+    digest = hashlib.sha256()
+    count = 0
+    for item in items:
+        digest.update(canonical_line(item).encode())
+        digest.update(b"\n")
+        count += 1
+    return Summary(count, digest.hexdigest())
+
+
+@dataclass(frozen=True)
+class TenantRows:
+    """One tenant's partition in any data table (pooled or silo: same key schema)."""
+
+    client: Any
+    tenant_id: str
+
+    def pages(self, table: str) -> Iterator[list[Item]]:
+        """Every row of the tenant in ``table``, in key order, a page at a time (strongly consistent)."""
+        query: dict[str, Any] = {
+            "TableName": table,
+            "KeyConditionExpression": "#pk = :tenant",
+            "ExpressionAttributeNames": {"#pk": DATA_PARTITION_KEY},
+            "ExpressionAttributeValues": {":tenant": {"S": self.tenant_id}},
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self.client.query(**query)
+            yield list(response.get("Items", []))
+            last = response.get("LastEvaluatedKey")
+            if last is None:
+                return
+            query["ExclusiveStartKey"] = last
+
+    def rows(self, table: str) -> Iterator[Item]:
+        for page in self.pages(table):
+            yield from page
+
+    def sort_keys(self, table: str) -> list[str]:
+        return [str(item[DATA_SORT_KEY]["S"]) for item in self.rows(table)]
+
+    def has_rows(self, table: str) -> bool:
+        response = self.client.query(
+            TableName=table,
+            KeyConditionExpression="#pk = :tenant",
+            ExpressionAttributeNames={"#pk": DATA_PARTITION_KEY},
+            ExpressionAttributeValues={":tenant": {"S": self.tenant_id}},
+            ConsistentRead=True,
+            Limit=1,
+        )
+        return bool(response.get("Items"))
+
+    def summary(self, table: str) -> Summary:
+        return summarize(self.rows(table))
+
+    def put(self, table: str, items: Sequence[Item]) -> None:
+        """Write ``items`` (the tenant's own rows) into ``table``, replacing rows with the same keys."""
+        self._batch_write(table, [{"PutRequest": {"Item": item}} for item in items])
+
+    def delete(self, table: str, sort_keys: Sequence[str]) -> None:
+        requests = [
+            {"DeleteRequest": {"Key": {DATA_PARTITION_KEY: {"S": self.tenant_id}, DATA_SORT_KEY: {"S": key}}}}
+            for key in sort_keys
+        ]
+        self._batch_write(table, requests)
+
+    def delete_all(self, table: str, progress: Callable[[int], None] | None = None) -> int:
+        """Delete every row of the tenant in ``table``; returns how many there were."""
+        deleted = 0
+        while True:
+            # Always the first page of what is left: no cursor to go stale under the deletes.
+            keys = [str(item[DATA_SORT_KEY]["S"]) for item in next(self.pages(table))]
+            if not keys:
+                return deleted
+            self.delete(table, keys)
+            deleted += len(keys)
+            if progress is not None:
+                progress(deleted)
+
+    def _batch_write(self, table: str, requests: Sequence[dict[str, Any]]) -> None:
+        for start in range(0, len(requests), BATCH_SIZE):
+            pending: dict[str, Any] = {table: list(requests[start : start + BATCH_SIZE])}
+            pause = 0.05
+            while pending:
+                response = self.client.batch_write_item(RequestItems=pending)
+                pending = response.get("UnprocessedItems") or {}
+                if pending:
+                    time.sleep(pause)
+                    pause = min(pause * 2, MAX_BATCH_BACKOFF_SECONDS)
