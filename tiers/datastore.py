@@ -1,4 +1,4 @@
-"""The stack's tables as the operator commands (migrate, decommission) reach them, and a tenant's rows in them.
+"""The stack's tables as the operator commands (migrate, decommission) reach them, and a tenant's rows.
 
 These commands run on operator credentials, never on the tenant data role: they read and write whole
 partitions with ``Query`` and ``BatchWriteItem``, and they are the only writers of placement items.

@@ -208,12 +208,12 @@ def _retire_silo_table(
     say: Say,
 ) -> None:
     declared = registry_table == silo
-    logical = f"storage-silo-{tenant_id}"
+    urn = f"$(pulumi stack --show-urns | grep -o 'urn:pulumi:[^ ]*::storage-silo-{tenant_id}$')"
     steps = []
     if declared:
         steps += [
             f"set tenant {tenant_id}'s tier to a pooled tier in the tier file (or remove the tenant)",
-            f"pulumi state unprotect \"$(pulumi stack --show-urns | grep -o 'urn:pulumi:[^ ]*::{logical}$')\"",
+            f'pulumi state unprotect "{urn}"',
             "pulumi up    # the table leaves the stack and stays in AWS (retain_on_delete)",
         ]
     steps += [

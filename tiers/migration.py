@@ -1,4 +1,4 @@
-"""`python -m tiers migrate TENANT --to silo|pooled`: move a tenant's data between tables without losing a write.
+"""`python -m tiers migrate TENANT --to silo|pooled`: move a tenant's data without losing a write.
 
 The tenant's placement item (``handlers.contract.PlacementField``) is the only state, and every step is
 one conditional write of it, so a run killed at any point (kill -9) is finished by running it again:
@@ -115,7 +115,7 @@ class _Move:
             self._copy_verify_switch(placement)
             return MigrationOutcome.MOVED
         if placement is not None and placement.cleanup is not None:
-            self._clean_up(placement, placement.cleanup)
+            self._clean_up(placement.cleanup)
             placement = placement_record(self.tables, self.tenant_id)
 
         registry = registry_entry(self.tables, self.tenant_id)
@@ -282,11 +282,9 @@ class _Move:
                 f"Remove them with `python -m tiers decommission {self.tenant_id} --table {source}`"
             )
             return
-        self._clean_up(
-            PlacementRecord(target, PLACEMENT_SERVING, placement.epoch + 1, cleanup=source), source
-        )
+        self._clean_up(source)
 
-    def _clean_up(self, placement: PlacementRecord, old_table: str) -> None:
+    def _clean_up(self, old_table: str) -> None:
         if self.options.drain_seconds > 0:
             self.say(
                 f"waiting {self.options.drain_seconds:g} s for requests that read the old placement to "
