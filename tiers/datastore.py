@@ -35,6 +35,8 @@ from tiers.model import Isolation
 BATCH_SIZE: Final = 25
 # Unprocessed batch items are sent again after a pause that doubles up to this many seconds.
 MAX_BATCH_BACKOFF_SECONDS: Final = 2.0
+# Rows per Query page: bounds memory and paces progress reports (DynamoDB also stops a page at 1 MB).
+PAGE_ROWS: Final = 500
 STACK_OUTPUT_KEYS: Final = ("registryTable", "placementTable", "pooledTable", "siloTablePrefix")
 
 Item = dict[str, Any]  # one DynamoDB item in DynamoDB JSON
@@ -220,15 +222,28 @@ def canonical_line(item: Mapping[str, Any]) -> str:
     return json.dumps(item, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
+class RunningSummary:
+    """A ``Summary`` built one item at a time, in key order."""
+
+    def __init__(self) -> None:
+        self._digest = hashlib.sha256()
+        self._count = 0
+
+    def add(self, item: Mapping[str, Any]) -> None:
+        self._digest.update(canonical_line(item).encode())
+        self._digest.update(b"\n")
+        self._count += 1
+
+    def summary(self) -> Summary:
+        return Summary(self._count, self._digest.hexdigest())
+
+
 def summarize(items: Iterable[Mapping[str, Any]]) -> Summary:
     """Count and digest of items given in key order (the order Query returns and exports are written)."""
-    digest = hashlib.sha256()
-    count = 0
+    running = RunningSummary()
     for item in items:
-        digest.update(canonical_line(item).encode())
-        digest.update(b"\n")
-        count += 1
-    return Summary(count, digest.hexdigest())
+        running.add(item)
+    return running.summary()
 
 
 @dataclass(frozen=True)
@@ -238,7 +253,7 @@ class TenantRows:
     client: Any
     tenant_id: str
 
-    def pages(self, table: str) -> Iterator[list[Item]]:
+    def pages(self, table: str, *, keys_only: bool = False) -> Iterator[list[Item]]:
         """Every row of the tenant in ``table``, in key order, a page at a time (strongly consistent)."""
         query: dict[str, Any] = {
             "TableName": table,
@@ -246,7 +261,11 @@ class TenantRows:
             "ExpressionAttributeNames": {"#pk": DATA_PARTITION_KEY},
             "ExpressionAttributeValues": {":tenant": {"S": self.tenant_id}},
             "ConsistentRead": True,
+            "Limit": PAGE_ROWS,
         }
+        if keys_only:
+            query["ProjectionExpression"] = "#pk, #sk"
+            query["ExpressionAttributeNames"]["#sk"] = DATA_SORT_KEY
         while True:
             response = self.client.query(**query)
             yield list(response.get("Items", []))
@@ -260,7 +279,7 @@ class TenantRows:
             yield from page
 
     def sort_keys(self, table: str) -> list[str]:
-        return [str(item[DATA_SORT_KEY]["S"]) for item in self.rows(table)]
+        return [str(item[DATA_SORT_KEY]["S"]) for page in self.pages(table, keys_only=True) for item in page]
 
     def has_rows(self, table: str) -> bool:
         response = self.client.query(
@@ -292,7 +311,7 @@ class TenantRows:
         deleted = 0
         while True:
             # Always the first page of what is left: no cursor to go stale under the deletes.
-            keys = [str(item[DATA_SORT_KEY]["S"]) for item in next(self.pages(table))]
+            keys = [str(item[DATA_SORT_KEY]["S"]) for item in next(self.pages(table, keys_only=True))]
             if not keys:
                 return deleted
             self.delete(table, keys)

@@ -32,6 +32,7 @@ from typing import Any, Final
 
 from blueprint.defaults import TENANT_API_TIMEOUT_SECONDS
 from handlers.contract import (
+    DATA_SORT_KEY,
     PLACEMENT_MOVING,
     PLACEMENT_PARTITION_KEY,
     PLACEMENT_SERVING,
@@ -39,7 +40,9 @@ from handlers.contract import (
 )
 from tiers.datastore import (
     PlacementRecord,
+    RunningSummary,
     StackTables,
+    Summary,
     TenantRows,
     placement_record,
     registry_entry,
@@ -225,8 +228,8 @@ class _Move:
                 f"the target table {target} of the move of tenant {self.tenant_id} is gone; the tenant "
                 f"stays fenced and served (read-only) from {source}: recreate the table (`pulumi up`)"
             )
-        copied = self._copy(source, target)
-        source_summary = self.rows.summary(source)
+        # The source is fenced since before this run began: what the copy read is what it holds.
+        source_summary = self._copy(source, target)
         target_summary = self.rows.summary(target)
         if source_summary != target_summary:
             raise MigrationError(
@@ -236,18 +239,22 @@ class _Move:
                 f"from {source}; run `{migrate_command(self.tenant_id, self.to)}` again to copy again"
             )
         self.say(
-            f"copied and verified {copied:,} rows of {self.tenant_id}: {source_summary.count:,} rows, "
+            f"copied and verified {source_summary.count:,} rows of {self.tenant_id}: "
             f"sha256 {source_summary.digest[:16]}... on both sides"
         )
         self._switch(placement, source, target)
 
-    def _copy(self, source: str, target: str) -> int:
+    def _copy(self, source: str, target: str) -> Summary:
+        """Make the target's rows of the tenant equal to the source's; the source's summary."""
         copied = 0
         next_report = PROGRESS_EVERY_ROWS
         source_keys: set[str] = set()
+        source_summary = RunningSummary()
         for page in self.rows.pages(source):
             self.rows.put(target, page)
-            source_keys.update(str(item["sk"]["S"]) for item in page)
+            for item in page:
+                source_keys.add(str(item[DATA_SORT_KEY]["S"]))
+                source_summary.add(item)
             copied += len(page)
             if copied >= next_report:
                 self.say(f"  copied {copied:,} rows to {target}")
@@ -256,7 +263,7 @@ class _Move:
         if strays:
             self.rows.delete(target, strays)
             self.say(f"  removed {len(strays):,} rows from {target} that {source} does not hold")
-        return copied
+        return source_summary.summary()
 
     def _switch(self, placement: PlacementRecord, source: str, target: str) -> None:
         left_behind = PlacementField.KEPT if self.options.keep_source else PlacementField.CLEANUP
