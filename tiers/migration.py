@@ -299,11 +299,9 @@ class _Move:
             )
             time.sleep(self.options.drain_seconds)
 
-        def progress(deleted: int) -> None:
-            if deleted % PROGRESS_EVERY_ROWS < 25:
-                self.say(f"  deleted {deleted:,} rows from {old_table}")
-
-        deleted = self.rows.delete_all(old_table, progress)
+        deleted = self.rows.delete_all(
+            old_table, lambda deleted: self.say(f"  deleted {deleted:,} rows from {old_table}")
+        )
         self.tables.client.update_item(
             TableName=self.tables.placement_table,
             Key={PLACEMENT_PARTITION_KEY: {"S": self.tenant_id}},
