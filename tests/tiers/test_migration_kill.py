@@ -87,7 +87,7 @@ class Operator:
         )
 
     def kill_at(self, to: str, marker: str | None, delay: float) -> str:
-        """Start a run and SIGKILL it ``delay`` seconds after a line containing ``marker`` (or after start)."""
+        """Start a run; SIGKILL it ``delay`` seconds after a line containing ``marker`` (or after start)."""
         process = subprocess.Popen(
             self.command(to),
             cwd=REPO,
