@@ -80,7 +80,8 @@ def decommission(
             f"finish it first with `python -m tiers migrate {tenant_id} --to "
             f"{tables.isolation_of(placement.target or '').value}`"
         )
-    live = placement.table if placement is not None else registry.table if registry is not None else None
+    # Without a registry entry the authorizer denies every request of the tenant: nothing is live.
+    live = None if registry is None else placement.table if placement is not None else registry.table
     silo = tables.silo_table(tenant_id)
     if options.table is not None:
         if options.table not in (tables.pooled_table, silo):
