@@ -1,0 +1,101 @@
+"""End to end on the local stack: `python -m tiers migrate --local-port`, the tenant's data served from its
+new table through the gateway, and back."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import boto3
+
+from local.client import id_token
+from local.settings import DUMMY_CREDENTIALS
+from tests.local.conftest import REPO, call_api, running_stack
+
+TIERS = textwrap.dedent(
+    """\
+    tiers:
+      shared:
+        isolation: pooled
+        throttle: {rate: 100, burst: 100}
+        quota: {limit: 100000, period: MONTH}
+      vault:
+        isolation: silo
+        throttle: {rate: 100, burst: 100}
+        quota: {limit: 100000, period: MONTH}
+    tenants:
+      vaulted: {tier: vault, name: Vaulted}
+      neighbour: {tier: shared, name: Neighbour}
+    """
+)
+
+
+def tiers_command(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "tiers", *args], cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+
+
+def rows(stack_info: dict[str, Any], table: str, tenant_id: str) -> list[str]:
+    dynamodb = boto3.session.Session(region_name=stack_info["region"], **DUMMY_CREDENTIALS).client(
+        "dynamodb", endpoint_url=stack_info["moto_endpoint"]
+    )
+    answer = dynamodb.query(
+        TableName=table,
+        KeyConditionExpression="tenant_id = :t",
+        ExpressionAttributeValues={":t": {"S": tenant_id}},
+    )
+    return sorted(item["sk"]["S"] for item in answer["Items"])
+
+
+def test_a_silo_tenant_moves_to_the_pooled_table_and_back_while_served(tmp_path: Path) -> None:
+    tiers_file = tmp_path / "tiers.yaml"
+    tiers_file.write_text(TIERS)
+    with running_stack(tiers_file, tmp_path) as stack:
+        port = stack.port
+        info = call_api(port, "GET", "/_local/stack").json()
+        token = id_token("vaulted", port)
+        # GIVEN the silo tenant's items and counter, in its silo table
+        for n in range(12):
+            assert call_api(port, "PUT", f"/items/doc-{n:02d}", token, {"n": n}).status == 201
+        assert call_api(port, "POST", "/counter", token).json()["counter"] == 1
+        silo, pooled = info["tenants"]["vaulted"]["table"], info["pooled_table"]
+        assert len(rows(info, silo, "vaulted")) == 13
+
+        # WHEN the operator moves it to the pooled table
+        moved = tiers_command(
+            "migrate", "vaulted", "--to", "pooled", "--local-port", str(port), "--drain-seconds", "0"
+        )
+        assert moved.returncode == 0, moved.stdout + moved.stderr
+        assert "switched" in moved.stdout
+
+        # THEN its data lives in the pooled table only, and the API serves it from there, writes included
+        assert len(rows(info, pooled, "vaulted")) == 13
+        assert rows(info, silo, "vaulted") == []
+        assert call_api(port, "GET", "/items/doc-07", token).json() == {"id": "doc-07", "value": {"n": 7}}
+        assert len(call_api(port, "GET", "/items?limit=100", token).json()["items"]) == 12
+        assert call_api(port, "POST", "/counter", token).json()["counter"] == 2
+        assert call_api(port, "PUT", "/items/after", token, {"moved": True}).status == 201
+        assert "item#after" in rows(info, pooled, "vaulted")
+
+        # WHEN it runs again THEN nothing to do; WHEN moved back THEN the silo table serves it all again
+        again = tiers_command("migrate", "vaulted", "--to", "pooled", "--local-port", str(port))
+        assert again.returncode == 0
+        assert "nothing to do" in again.stdout
+        back = tiers_command(
+            "migrate", "vaulted", "--to", "silo", "--local-port", str(port), "--drain-seconds", "0"
+        )
+        assert back.returncode == 0, back.stdout + back.stderr
+        assert len(rows(info, silo, "vaulted")) == 14
+        assert rows(info, pooled, "vaulted") == []
+        assert call_api(port, "GET", "/items/after", token).json() == {
+            "id": "after",
+            "value": {"moved": True},
+        }
+        # AND the neighbour in the pooled table never noticed
+        neighbour = id_token("neighbour", port)
+        assert call_api(port, "GET", "/items", neighbour).json() == {"items": [], "next": None}
+    assert "Traceback" not in stack.output()
