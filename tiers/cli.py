@@ -302,7 +302,7 @@ def _parser() -> argparse.ArgumentParser:
 
     add_usage_command(commands)
 
-    stack = argparse.ArgumentParser(add_help=False)
+    stack = _CommandParser(add_help=False)
     where = stack.add_mutually_exclusive_group(required=True)
     where.add_argument(
         "--stack-outputs",

@@ -20,10 +20,11 @@ def plant(victim_tenant: str, victim_table: str) -> None:
     real_table = tenant_data.TenantClients.table
 
     def reaching_table(
-        self: tenant_data.TenantClients, tenant_id: str, table: str
+        self: tenant_data.TenantClients, tenant_id: str, registry_table: str
     ) -> tenant_data.TenantTable:
-        own = real_table(self, tenant_id, table)  # the caller's own session, as the real code gets it
-        return tenant_data.TenantTable(own.client, victim_table, victim_tenant)
+        # the caller's own session, as the real code gets it
+        own = real_table(self, tenant_id, registry_table)
+        return tenant_data.TenantTable(own.client, victim_table, victim_tenant, own.placement_table)
 
     tenant_data.TenantClients.table = reaching_table  # type: ignore[method-assign]
 

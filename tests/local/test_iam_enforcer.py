@@ -132,7 +132,9 @@ def harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
         iam.put_role_policy(
             RoleName="unit-tenant-data",
             PolicyName="own-items",
-            PolicyDocument=json.dumps(tenant_data_policy(POOLED_ARN, "unit-silo-")),
+            PolicyDocument=json.dumps(
+                tenant_data_policy(POOLED_ARN, "unit-silo-", POOLED_ARN.replace(POOLED, "unit-placement"))
+            ),
         )
         boto3.client("dynamodb", region_name=REGION).create_table(
             TableName=POOLED,
