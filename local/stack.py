@@ -301,6 +301,9 @@ class LocalStack:
             "userPoolId": self.provisioned.user_pool_id,
             "appClientId": self.provisioned.app_client_id,
             "registryTable": self.provisioned.registry_table,
+            "pooledTable": self.provisioned.pooled_table,
+            "placementTable": self.provisioned.placement_table,
+            "siloTablePrefix": NAMING.silo_table_prefix,
             "plans": self.management.plan_ids(),
             "tenants": {
                 tenant_id: {"apiKeyId": p.api_key.id, "table": p.table, "tier": p.tier.name}

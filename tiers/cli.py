@@ -38,7 +38,7 @@ from tiers.migration import (
 from tiers.model import Catalog, Isolation, Tier
 from tiers.plan import StackNames, Verdict, catalog_at_revision, plan, project_name, report
 from tiers.table import text_table as _table
-from tiers.usage import add_usage_command
+from tiers.usage import UsageError, add_usage_command, read_outputs_file
 from tiers.users import DEFAULT_REGION, UserError, add_user, cognito_client, disable_user, list_users
 
 DEFAULT_TIERS_FILE: Final = "tiers/dev.yaml"
@@ -176,16 +176,11 @@ def _stack_tables(args: argparse.Namespace) -> StackTables:
     if args.local_port is not None:
         return stack_tables_from_local(args.local_port)
     name = "standard input" if args.stack_outputs == "-" else args.stack_outputs
-    if args.stack_outputs == "-":
-        return stack_tables_from_outputs(sys.stdin, region=args.region, name=name)
     try:
-        with open(args.stack_outputs, encoding="utf-8") as outputs:
-            return stack_tables_from_outputs(outputs, region=args.region, name=name)
-    except OSError as error:
-        raise DataStoreError(
-            f"cannot read --stack-outputs {name}: {error.strerror}; write it with "
-            "`pulumi stack output --json > FILE`, or pipe it in with `--stack-outputs -`"
-        ) from error
+        outputs = read_outputs_file(args.stack_outputs, lambda: sys.stdin.read())
+    except UsageError as error:
+        raise DataStoreError(str(error)) from error
+    return stack_tables_from_outputs(outputs, region=args.region, name=name)
 
 
 def _migrate(args: argparse.Namespace) -> int:

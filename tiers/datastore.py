@@ -18,7 +18,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final, TextIO
+from typing import Any, Final
 
 from handlers.contract import (
     DATA_PARTITION_KEY,
@@ -76,15 +76,11 @@ class StackTables:
         return True
 
 
-def stack_tables_from_outputs(outputs_file: TextIO, *, region: str | None, name: str) -> StackTables:
-    """The tables named by ``pulumi stack output --json`` (read from ``outputs_file``)."""
-    try:
-        outputs = json.load(outputs_file)
-    except ValueError as error:
-        raise DataStoreError(
-            f"{name} is not JSON ({error}): pass the output of `pulumi stack output --json`"
-        ) from error
-    missing = [key for key in STACK_OUTPUT_KEYS if not isinstance(outputs, dict) or not outputs.get(key)]
+def stack_tables_from_outputs(outputs: object, *, region: str | None, name: str) -> StackTables:
+    """The tables named by ``pulumi stack output --json`` (parsed, read from ``name``)."""
+    if not isinstance(outputs, dict):
+        outputs = {}
+    missing = [key for key in STACK_OUTPUT_KEYS if not isinstance(outputs.get(key), str) or not outputs[key]]
     if missing:
         raise DataStoreError(
             f"{name} has no {', '.join(missing)}: pass `pulumi stack output --json` of a stack deployed "

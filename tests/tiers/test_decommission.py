@@ -180,6 +180,7 @@ def test_a_pin_exits_3(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
     ("stdin", "message"),
     [
         ("not json", "is not JSON"),
+        ("", "is empty"),
         (json.dumps({"apiUrl": "x"}), "has no registryTable, placementTable, pooledTable, siloTablePrefix"),
     ],
 )
@@ -196,7 +197,7 @@ def test_bad_stack_outputs_are_named(
 
 def test_a_missing_outputs_file_and_a_dead_local_port_are_named(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["migrate", "acme", "--to", "silo", "--stack-outputs", "/nonexistent/out.json"]) == 1
-    assert "cannot read --stack-outputs /nonexistent/out.json" in capsys.readouterr().err
+    assert "/nonexistent/out.json: no such file" in capsys.readouterr().err
     from tests.local.conftest import free_port
 
     port = free_port()
