@@ -23,6 +23,7 @@ from typing import Final
 import yaml
 
 from tiers.loader import CatalogError, parse_catalog
+from tiers.migration import migrate_command
 from tiers.model import Catalog, Isolation, Tenant, Tier
 from tiers.naming import Naming
 from tiers.problems import Problem
@@ -363,10 +364,6 @@ def _workload(old: Catalog, new: Catalog, renamed: dict[str, str]) -> Workload:
         + sum(1 for name in old.tiers if name not in new.tiers and name not in carried_over),
         plan_updates=changed_plans,
     )
-
-
-def migrate_command(tenant_id: str, isolation: Isolation) -> str:
-    return f"python -m tiers migrate {tenant_id} --to {isolation.value}"
 
 
 def decommission_command(tenant_id: str, *, table: str | None = None) -> str:
