@@ -13,7 +13,7 @@ import boto3
 
 from local.client import id_token
 from local.settings import DUMMY_CREDENTIALS
-from tests.local.conftest import REPO, call_api, running_stack
+from tests.local.conftest import REPO, call_api, run_local, running_stack
 
 TIERS = textwrap.dedent(
     """\
@@ -33,10 +33,15 @@ TIERS = textwrap.dedent(
 )
 
 
-def tiers_command(*args: str) -> subprocess.CompletedProcess[str]:
+def tiers_process(*args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m tiers ...` as the operator types it."""
     return subprocess.run(
         [sys.executable, "-m", "tiers", *args], cwd=REPO, capture_output=True, text=True, timeout=120
     )
+
+
+def migrate_tenant(port: int, tenant_id: str, to: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return tiers_process("migrate", tenant_id, "--to", to, "--local-port", str(port), *extra)
 
 
 def rows(stack_info: dict[str, Any], table: str, tenant_id: str) -> list[str]:
@@ -66,9 +71,7 @@ def test_a_silo_tenant_moves_to_the_pooled_table_and_back_while_served(tmp_path:
         assert len(rows(info, silo, "vaulted")) == 13
 
         # WHEN the operator moves it to the pooled table
-        moved = tiers_command(
-            "migrate", "vaulted", "--to", "pooled", "--local-port", str(port), "--drain-seconds", "0"
-        )
+        moved = migrate_tenant(port, "vaulted", "pooled", "--drain-seconds", "0")
         assert moved.returncode == 0, moved.stdout + moved.stderr
         assert "switched" in moved.stdout
 
@@ -82,12 +85,10 @@ def test_a_silo_tenant_moves_to_the_pooled_table_and_back_while_served(tmp_path:
         assert "item#after" in rows(info, pooled, "vaulted")
 
         # WHEN it runs again THEN nothing to do; WHEN moved back THEN the silo table serves it all again
-        again = tiers_command("migrate", "vaulted", "--to", "pooled", "--local-port", str(port))
+        again = migrate_tenant(port, "vaulted", "pooled")
         assert again.returncode == 0
         assert "nothing to do" in again.stdout
-        back = tiers_command(
-            "migrate", "vaulted", "--to", "silo", "--local-port", str(port), "--drain-seconds", "0"
-        )
+        back = migrate_tenant(port, "vaulted", "silo", "--drain-seconds", "0")
         assert back.returncode == 0, back.stdout + back.stderr
         assert len(rows(info, silo, "vaulted")) == 14
         assert rows(info, pooled, "vaulted") == []
@@ -98,4 +99,54 @@ def test_a_silo_tenant_moves_to_the_pooled_table_and_back_while_served(tmp_path:
         # AND the neighbour in the pooled table never noticed
         neighbour = id_token("neighbour", port)
         assert call_api(port, "GET", "/items", neighbour).json() == {"items": [], "next": None}
+    assert "Traceback" not in stack.output()
+
+
+def test_the_lifecycle_walk_pooled_to_silo_and_back_with_reload(tmp_path: Path) -> None:
+    """The README's walk: pin, edit + reload, migrate; then migrate back, edit + reload, decommission."""
+    tiers_file = tmp_path / "tiers.yaml"
+    tiers_file.write_text(TIERS)
+    with running_stack(tiers_file, tmp_path) as stack:
+        port = stack.port
+        info = call_api(port, "GET", "/_local/stack").json()
+        silo, pooled = info["silo_table_prefix"] + "neighbour", info["pooled_table"]
+        token = id_token("neighbour", port)
+        # GIVEN a pooled tenant with data
+        for n in range(5):
+            assert call_api(port, "PUT", f"/items/n{n}", token, {"n": n}).status == 201
+
+        # WHEN the operator starts the upgrade before the tier edit THEN the tenant is pinned (exit 3)
+        pinned = migrate_tenant(port, "neighbour", "silo")
+        assert pinned.returncode == 3, pinned.stdout + pinned.stderr
+        assert "pinned tenant neighbour" in pinned.stdout
+        # WHEN the tier file says silo and the stack reloads it (as `pulumi up` would)
+        tiers_file.write_text(TIERS.replace("neighbour: {tier: shared", "neighbour: {tier: vault"))
+        reloaded = run_local("reload", "--port", str(port))
+        assert reloaded.returncode == 0, reloaded.stdout + reloaded.stderr
+        # THEN the new silo table exists but the tenant is still served its data from the pooled table
+        assert call_api(port, "GET", "/items/n3", token).json() == {"id": "n3", "value": {"n": 3}}
+        assert rows(info, silo, "neighbour") == []
+        # WHEN migrate runs again THEN the data moves and is served from the silo table
+        moved = migrate_tenant(port, "neighbour", "silo", "--drain-seconds", "0")
+        assert moved.returncode == 0, moved.stdout + moved.stderr
+        assert len(rows(info, silo, "neighbour")) == 5
+        assert rows(info, pooled, "neighbour") == []
+        assert call_api(port, "PUT", "/items/in-silo", token, {"silo": True}).status == 201
+        assert "item#in-silo" in rows(info, silo, "neighbour")
+
+        # WHEN the tenant goes back: migrate first, then the tier edit with the table unprotected
+        back = migrate_tenant(port, "neighbour", "pooled", "--drain-seconds", "0")
+        assert back.returncode == 0, back.stdout + back.stderr
+        tiers_file.write_text(TIERS)
+        reloaded = run_local("reload", "--port", str(port), "--unprotect", "neighbour")
+        assert reloaded.returncode == 0, reloaded.stdout + reloaded.stderr
+        # THEN everything is served from the pooled table
+        assert len(call_api(port, "GET", "/items?limit=100", token).json()["items"]) == 6
+        # WHEN the emptied silo table is decommissioned THEN it is gone, the data is untouched
+        retired = tiers_process(
+            "decommission", "neighbour", "--table", silo, "--delete-table", "--local-port", str(port)
+        )
+        assert retired.returncode == 0, retired.stdout + retired.stderr
+        assert "deleted it" in retired.stdout
+        assert len(rows(info, pooled, "neighbour")) == 6
     assert "Traceback" not in stack.output()
