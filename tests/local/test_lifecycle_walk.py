@@ -20,7 +20,7 @@ import pytest
 from local.settings import DUMMY_CREDENTIALS
 from tests.local.conftest import REPO, call_api, running_stack
 
-WALK_HEADING = "### The lifecycle on the local stack: pooled to silo and back"
+WALK_HEADING = "### On the local stack: pooled → silo and back"
 README_PORT = "8080"
 LINE = re.compile(r"^(?P<command>.+?)\s+# exit (?P<status>\d+)(?P<note>.*)$")
 
