@@ -13,9 +13,10 @@ from collections.abc import Iterable
 import pulumi
 
 from infra.config import MAX_API_KEYS, ConfigKey, Settings
-from infra.rates import CALLS_PER_TENANT, DEPLOY_PARALLELISM, MANAGEMENT_BURST, MIN_MAX_RETRIES, exceeds_burst
+from infra.rates import DEPLOY_PARALLELISM, MANAGEMENT_BURST, MIN_MAX_RETRIES, exceeds_burst
 from tiers.model import Catalog
 from tiers.naming import NAME_RULES, NameKind, Naming
+from tiers.plan import CALLS_PER_NEW_TENANT
 
 AWS_NAMESPACE = "aws"
 MAX_RETRIES_KEY = "maxRetries"
@@ -121,8 +122,9 @@ def retry_problems(catalog: Catalog, aws_config: pulumi.Config) -> list[str]:
         )
     elif exceeds_burst(tenants) and (retries is None or retries < MIN_MAX_RETRIES):
         now = "unset: the provider's default is 25" if retries is None else f"{retries}"
+        calls = tenants * CALLS_PER_NEW_TENANT
         problems.append(
-            f"the tier file has {tenants:,} tenants: about {tenants * CALLS_PER_TENANT:,} API Gateway calls "
+            f"the tier file has {tenants:,} tenants: about {calls:,} API Gateway calls "
             f"when they are created, beyond the account's burst of {MANAGEMENT_BURST} at 10 calls/s, so many "
             f"are throttled and retried. {AWS_NAMESPACE}:{MAX_RETRIES_KEY} is {now}; {set_retries} so that "
             f"no step runs out of retries, and deploy with `pulumi up --parallel {DEPLOY_PARALLELISM}` "

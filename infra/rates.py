@@ -18,12 +18,10 @@ import math
 from typing import Final
 
 from tiers.loader import MAX_TENANTS
+from tiers.plan import CALLS_PER_NEW_TENANT, CREATE_API_KEY_PER_SECOND, MANAGEMENT_CALLS_PER_SECOND
 
-CREATE_API_KEY_PER_SECOND: Final = 5
-MANAGEMENT_CALLS_PER_SECOND: Final = 10
 MANAGEMENT_BURST: Final = 40
-CALLS_PER_TENANT: Final = 4
-"""API Gateway management calls the provider makes to onboard one tenant."""
+"""The burst of the 10 management calls/s (``tiers.plan`` holds the rates and calls per tenant)."""
 
 DEPLOY_PARALLELISM: Final = 32
 """`pulumi up --parallel`: enough steps in flight to keep 10 calls/s busy through throttling back-offs
@@ -46,13 +44,13 @@ def first_deploy_floor_seconds(tenants: int) -> float:
     """The least time AWS's published rates allow for onboarding ``tenants`` in one deploy."""
     return max(
         tenants / CREATE_API_KEY_PER_SECOND,
-        tenants * CALLS_PER_TENANT / MANAGEMENT_CALLS_PER_SECOND,
+        tenants * CALLS_PER_NEW_TENANT / MANAGEMENT_CALLS_PER_SECOND,
     )
 
 
 def exceeds_burst(tenants: int) -> bool:
     """Whether onboarding ``tenants`` at once makes more management calls than the burst absorbs."""
-    return tenants * CALLS_PER_TENANT > MANAGEMENT_BURST
+    return tenants * CALLS_PER_NEW_TENANT > MANAGEMENT_BURST
 
 
 def plan_key_lanes_needed(tenants: int) -> int:
