@@ -41,7 +41,6 @@ from infra.api import ACCESS_LOG_FORMAT
 from infra.bundle import BundleSpec, build_bundle
 from infra.config import Settings
 from infra.functions import render_policy
-from infra.rates import PLAN_KEY_LANES
 
 DEFAULTS = Settings(tiers_file=Path())
 """The floor reads no stack config: it declares what the program declares with the default settings."""
@@ -271,7 +270,6 @@ def floor(tiers_file: Path, code_dir: Path, prefix: str) -> None:
             },
         ).id
     tenant_outputs: dict[str, Any] = {}
-    plan_keys: list[aws.apigateway.UsagePlanKey] = []
     for tenant_id, tenant in tenants.items():
         tier_name = tenant["tier"]
         suspended = tenant.get("suspended", False)
@@ -283,13 +281,8 @@ def floor(tiers_file: Path, code_dir: Path, prefix: str) -> None:
             key_id=api_key.id,
             key_type="API_KEY",
             usage_plan_id=plan_ids[tier_name],
-            opts=pulumi.ResourceOptions(
-                delete_before_replace=True,
-                additional_secret_outputs=["value"],
-                depends_on=[plan_keys[-PLAN_KEY_LANES]] if len(plan_keys) >= PLAN_KEY_LANES else None,
-            ),
+            opts=pulumi.ResourceOptions(delete_before_replace=True, additional_secret_outputs=["value"]),
         )
-        plan_keys.append(plan_key)
         tier = tiers[tier_name]
         table = f"{prefix}-silo-{tenant_id}" if tier_name in silo_tiers else f"{prefix}-pooled"
         fields = {

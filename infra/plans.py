@@ -4,10 +4,12 @@ Per-tenant logical names derive from the tenant id only, so adding a tenant touc
 other tenant, and a tier move replaces only the tenant's plan association (deleted before
 its replacement is made: a key may sit in one plan per stage).
 
-AWS refuses concurrent CreateUsagePlanKey calls (409), so plan associations are made in
-``PLAN_KEY_LANES`` chains: each waits for the association ``PLAN_KEY_LANES`` tenants before
-it in the tier file. A tenant's registry item waits for its association, so the authorizer
-never hands API Gateway a key that is in no plan (on a tier move: not before the new one exists).
+A tenant's registry item waits for its plan association, so the authorizer never hands API
+Gateway a key that is in no plan (on a tier move: not before the new association exists).
+Associations are not chained to one another, although concurrent CreateUsagePlanKey calls
+conflict (409): the provider retries that conflict, and a chain through thousands of tenants
+is a dependency path the Pulumi SDK walks recursively for every resource on it (see
+``infra/rates.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import pulumi
 import pulumi_aws as aws
 
 from handlers.contract import REGISTRY_PARTITION_KEY
-from infra.rates import PLAN_KEY_LANES
 from tiers.model import Catalog, Tenant, Tier
 from tiers.naming import Naming
 from tiers.registry import registry_item
@@ -44,13 +45,7 @@ class Plans(pulumi.ComponentResource):
         self._name = name
         self._args = args
         self.usage_plans = {tier.name: self._usage_plan(tier) for tier in args.catalog.tiers.values()}
-        self.api_keys = {}
-        plan_keys: list[aws.apigateway.UsagePlanKey] = []
-        for tenant in args.catalog.tenants.values():
-            lane_predecessor = plan_keys[-PLAN_KEY_LANES] if len(plan_keys) >= PLAN_KEY_LANES else None
-            api_key, plan_key = self._tenant(tenant, lane_predecessor)
-            self.api_keys[tenant.id] = api_key
-            plan_keys.append(plan_key)
+        self.api_keys = {tenant.id: self._tenant(tenant) for tenant in args.catalog.tenants.values()}
         self.register_outputs({})
 
     def _usage_plan(self, tier: Tier) -> aws.apigateway.UsagePlan:
@@ -78,9 +73,7 @@ class Plans(pulumi.ComponentResource):
             ),
         )
 
-    def _tenant(
-        self, tenant: Tenant, lane_predecessor: aws.apigateway.UsagePlanKey | None
-    ) -> tuple[aws.apigateway.ApiKey, aws.apigateway.UsagePlanKey]:
+    def _tenant(self, tenant: Tenant) -> aws.apigateway.ApiKey:
         args = self._args
         # No `value`: API Gateway generates it, and the provider keeps it a secret output.
         api_key = aws.apigateway.ApiKey(
@@ -99,7 +92,6 @@ class Plans(pulumi.ComponentResource):
                 parent=self,
                 delete_before_replace=True,
                 additional_secret_outputs=["value"],
-                depends_on=[lane_predecessor] if lane_predecessor is not None else None,
             ),
         )
         # The item carries the key value: a secret, whatever the value's own marking.
@@ -117,4 +109,4 @@ class Plans(pulumi.ComponentResource):
             item=item,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[plan_key]),
         )
-        return api_key, plan_key
+        return api_key

@@ -10,14 +10,23 @@ a time per region. The provider (terraform-provider-aws, under pulumi_aws) reads
 resource back after creating it, so a tenant costs four management calls: CreateApiKey,
 GetApiKey, CreateUsagePlanKey, GetUsagePlanKey. The README's Deploy section walks through
 the arithmetic for 10,000 tenants.
+
+Plan associations are not chained to one another (a `depends_on` from each to an earlier one),
+although AWS refuses concurrent CreateUsagePlanKey calls with 409 "concurrent modification,
+try again later". The provider retries exactly that error (its API Gateway client treats a
+ConflictException saying "try again later" as retryable), and the bounded parallelism keeps
+overlaps few: associations become ready only as fast as keys are created, at most 5/s, and
+each call takes about 0.1 s. Chains would serialize them, but the Python SDK checks every new
+dependency for cycles by walking the dependency's whole transitive closure recursively: a
+chain of 2,500 associations (10,000 in four lanes) raises RecursionError past depth 1,000 and
+costs quadratic time before that. tests/infra/test_ordering.py keeps the dependency depth
+independent of the number of tenants.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Final
 
-from tiers.loader import MAX_TENANTS
 from tiers.plan import CALLS_PER_NEW_TENANT, CREATE_API_KEY_PER_SECOND, MANAGEMENT_CALLS_PER_SECOND
 
 MANAGEMENT_BURST: Final = 40
@@ -34,11 +43,6 @@ attempt's chance of being throttled again at most 0.7 under the bounded parallel
 0.7**50 ≈ 2e-8 per call: under 1 in 1,000 that any of 40,000 calls fails (the provider's
 default of 25 gives 1.3e-4 per call: several failed steps per 10,000 tenants)."""
 
-SECONDS_PER_ASSOCIATION_UNDER_LOAD: Final = 1.2
-"""An estimate: a plan association is two calls of ~0.1 s, but while the account runs at its 10
-calls/s a good share of calls are throttled and retried after the SDK's jittered back-off (up to
-1 s, then 2 s, ...). One chain of 10,000 associations would then take 3.3 h."""
-
 
 def first_deploy_floor_seconds(tenants: int) -> float:
     """The least time AWS's published rates allow for onboarding ``tenants`` in one deploy."""
@@ -51,16 +55,3 @@ def first_deploy_floor_seconds(tenants: int) -> float:
 def exceeds_burst(tenants: int) -> bool:
     """Whether onboarding ``tenants`` at once makes more management calls than the burst absorbs."""
     return tenants * CALLS_PER_NEW_TENANT > MANAGEMENT_BURST
-
-
-def plan_key_lanes_needed(tenants: int) -> int:
-    """Chains of plan associations that keep pace with the floor for ``tenants``."""
-    floor = first_deploy_floor_seconds(tenants)
-    return max(1, math.ceil(tenants * SECONDS_PER_ASSOCIATION_UNDER_LOAD / floor)) if floor else 1
-
-
-PLAN_KEY_LANES: Final = plan_key_lanes_needed(MAX_TENANTS) + 1
-"""Plan associations are created in this many chains, each waiting for the one before it in its
-chain: CreateUsagePlanKey conflicts when calls overlap, and chains bound the overlap. 10,000 x
-1.2 s / 4,000 s = 3 chains keep pace; one more absorbs the conflicts between chains, which the
-provider retries ("try again later")."""

@@ -1,4 +1,4 @@
-"""The order AWS sees: plan associations in a few chains, a registry item only after its association.
+"""The order AWS sees: a registry item only after its tenant's plan association, and nothing longer.
 
 Pulumi runs a step only after the steps of everything it depends on; a registry item
 that the authorizer reads before the tenant's key is in a usage plan would make API
@@ -12,10 +12,8 @@ from typing import Any
 
 import pytest
 
-from infra.rates import PLAN_KEY_LANES, SECONDS_PER_ASSOCIATION_UNDER_LOAD, first_deploy_floor_seconds
 from tests.infra.conftest import TENANTS, TIERS, write_tier_file
 from tests.infra.harness import API_KEY, TABLE_ITEM, USAGE_PLAN_KEY, ProgramRun, run_program
-from tiers.loader import MAX_TENANTS
 
 MANY = {f"tenant-{index:02d}": {"tier": ["basic", "gold", "premium"][index % 3]} for index in range(11)}
 
@@ -37,23 +35,35 @@ def test_a_registry_item_is_written_only_after_its_key_is_in_its_plan(run: Progr
         assert run.named(f"tenants-key-{tenant_id}").urn in item.dependencies
 
 
-def test_plan_associations_are_made_in_chains_of_the_tier_file_order(run: ProgramRun) -> None:
-    tenant_ids = list(MANY)
-    plan_key_urns = {plan_key_of(run, tenant_id).urn: tenant_id for tenant_id in tenant_ids}
-    for position, tenant_id in enumerate(tenant_ids):
-        waits_for = [
-            plan_key_urns[urn] for urn in plan_key_of(run, tenant_id).dependencies if urn in plan_key_urns
-        ]
-        # THEN each association waits for exactly the one PLAN_KEY_LANES places earlier, if any
-        expected = [tenant_ids[position - PLAN_KEY_LANES]] if position >= PLAN_KEY_LANES else []
-        assert waits_for == expected, tenant_id
-    # AND so at most PLAN_KEY_LANES CreateUsagePlanKey calls are ever in flight together
-    chain_heads = [
-        tenant_id
-        for tenant_id in tenant_ids
-        if not set(plan_key_of(run, tenant_id).dependencies) & set(plan_key_urns)
-    ]
-    assert len(chain_heads) == PLAN_KEY_LANES
+def dependency_depth(run: ProgramRun) -> int:
+    """The longest path of dependencies between the resources of a run."""
+    depends = {resource.urn: set(resource.dependencies) for resource in run.resources}
+    depth: dict[str, int] = {}
+    for urn in depends:  # registration order: a resource's dependencies were registered before it
+        depth[urn] = 1 + max((depth.get(dependency, 0) for dependency in depends[urn]), default=0)
+    return max(depth.values())
+
+
+def test_the_dependency_depth_does_not_grow_with_the_tenants(tmp_path: Path) -> None:
+    """The Python SDK checks each new dependency for cycles by walking its transitive closure
+    recursively: a path through thousands of tenants (associations chained to serialize
+    CreateUsagePlanKey, say) fails with RecursionError at 10,000 tenants."""
+    # GIVEN the same tiers with 11 and with 33 tenants
+    small = run_program(write_tier_file(tmp_path / "small.yaml", TIERS, MANY))
+    large_tenants = {
+        f"tenant-{index:02d}": {"tier": ["basic", "gold", "premium"][index % 3]} for index in range(33)
+    }
+    large = run_program(write_tier_file(tmp_path / "large.yaml", TIERS, large_tenants))
+    # THEN the longest dependency path is the same: no resource waits on another tenant's
+    assert dependency_depth(large) == dependency_depth(small)
+    for tenant_id in large_tenants:
+        for resource_name in (f"tenants-plan-key-{tenant_id}", f"tenants-registry-{tenant_id}"):
+            others = [
+                urn
+                for urn in large.named(resource_name).dependencies
+                if "tenant-" in urn.rpartition("::")[2] and tenant_id not in urn
+            ]
+            assert others == [], resource_name
 
 
 def test_waiting_edges_carry_no_values_so_a_tier_move_replaces_nothing_else(run: ProgramRun) -> None:
@@ -82,14 +92,9 @@ def test_on_a_tier_move_the_item_waits_for_the_new_association(tmp_path: Path) -
     assert '"gold"' in item.inputs["item"]
 
 
-def test_the_lane_count_keeps_pace_with_the_published_floor() -> None:
-    # 10,000 associations spread over the lanes, at the per-association time under load, fit in the floor
-    floor = first_deploy_floor_seconds(MAX_TENANTS)
-    assert floor >= MAX_TENANTS * SECONDS_PER_ASSOCIATION_UNDER_LOAD / (PLAN_KEY_LANES - 1)
-    assert PLAN_KEY_LANES <= 5, "more lanes make concurrent CreateUsagePlanKey calls, which AWS refuses"
-
-
-def test_keys_are_not_chained(run: ProgramRun) -> None:
-    """CreateApiKey has a published rate (5/s) that the provider's retries absorb: keys run in parallel."""
+def test_keys_and_associations_are_not_chained(run: ProgramRun) -> None:
+    """Throttling (CreateApiKey 5/s) and conflicts (CreateUsagePlanKey) are the provider's retries' job."""
     key_urns = {key.urn for key in run.of_type(API_KEY)}
     assert all(not set(key.dependencies) & key_urns for key in run.of_type(API_KEY))
+    plan_key_urns = {plan_key.urn for plan_key in run.of_type(USAGE_PLAN_KEY)}
+    assert all(not set(plan_key.dependencies) & plan_key_urns for plan_key in run.of_type(USAGE_PLAN_KEY))
