@@ -233,6 +233,7 @@ def new_api_key() -> ApiKey:
 
 
 def create_silo_table(dynamodb: Any, naming: Naming, tenant_id: str) -> None:
+    """The silo table of a tenant that becomes silo on a running stack (``local.reload``)."""
     _create_table(dynamodb, naming.silo_table(tenant_id), [DATA_PARTITION_KEY, DATA_SORT_KEY])
 
 

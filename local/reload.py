@@ -53,6 +53,7 @@ from tiers.plan import (
     report,
     steps_lines,
 )
+from tiers.registry import data_table
 
 
 @dataclass(frozen=True)
@@ -219,7 +220,7 @@ def _tenants(stack: RunningStack, new: Catalog) -> dict[str, ProvisionedTenant]:
         tenants[tenant.id] = ProvisionedTenant(
             tenant=tenant,
             tier=tier,
-            table=naming.silo_table(tenant.id) if new.is_silo(tenant) else naming.pooled_table,
+            table=data_table(new, tenant, naming),
             api_key=before.api_key if before is not None else new_api_key(),
             demo_user=before.demo_user
             if before is not None

@@ -260,6 +260,10 @@ class LocalStack:
             result = reload_stack(running, load_catalog(self.options.tiers_file), request)
             if result.applied:
                 self.catalog, self.provisioned = running.catalog, running.provisioned
+                print(
+                    f"reloaded {self.options.tiers_file}: {len(result.plan.changes)} change(s) applied",
+                    flush=True,
+                )
                 (authorizer_name, authorizer_entry), _ = FUNCTIONS
                 self.gateway.restart_authorizer(lambda: _cold_start(authorizer_name, authorizer_entry))
             return result
