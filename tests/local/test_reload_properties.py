@@ -15,6 +15,7 @@ with ``--unprotect`` for every silo table that leaves, THEN after every reload:
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
@@ -162,3 +163,82 @@ def test_reloads_of_any_edit_sequence_keep_keys_usage_plans_and_tables(
 def _registry(dynamodb: Any) -> dict[str, Any]:
     items = dynamodb.scan(TableName=NAMES.naming.registry_table)["Items"]
     return {item["tenant_id"]["S"]: item for item in items}
+
+
+ONE_PER_SECOND = {"rate": 1, "burst": 1}
+
+
+class FailingBatches:
+    """The stack's DynamoDB client, but BatchWriteItem fails once after ``good`` calls (then works again)."""
+
+    def __init__(self, client: Any, good: int) -> None:
+        self._client = client
+        self._good = good
+        self.failed = False
+
+    def batch_write_item(self, **request: Any) -> Any:
+        if not self.failed and self._good == 0:
+            self.failed = True
+            raise ConnectionError("the emulator went away mid-reload")
+        self._good -= 1
+        return self._client.batch_write_item(**request)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
+
+
+def test_a_reload_that_fails_midway_puts_everything_back(aws: None) -> None:
+    # GIVEN a stack of 30 pooled tenants
+    first = parse_catalog(
+        json.dumps(
+            {
+                "tiers": {
+                    "basic": {
+                        "isolation": "pooled",
+                        "throttle": {"rate": 1, "burst": 1},
+                        "quota": _monthly(9),
+                    },
+                    "vault": {"isolation": "silo", "throttle": {"rate": 1, "burst": 1}, "quota": _monthly(9)},
+                },
+                "tenants": {f"t{i}": {"tier": "basic"} for i in range(30)},
+            }
+        ),
+        "tiers.yaml",
+    )
+    with mock_aws():
+        clients = InProcessClients()
+        dynamodb = clients.client("dynamodb")
+        provisioned = provision(first, NAMES.naming, clients)
+        plans = UsagePlans.from_catalog(
+            first, {t: p.api_key for t, p in provisioned.tenants.items()}, time.time
+        )
+        management = ManagementApi.from_catalog(first, NAMES.naming, plans, time.time)
+        failing = FailingBatches(dynamodb, good=1)
+        stack = RunningStack(first, provisioned, plans, management, failing, NAMES, "tiers.yaml")
+        registry_before = _registry(dynamodb)
+        tables_before = set(dynamodb.list_tables()["TableNames"])
+        # WHEN an edit that rewrites every item and adds a silo tenant fails on its second registry batch
+        tenants = {f"t{i}": {"tier": "basic", "suspended": True} for i in range(30)}
+        edited = parse_catalog(
+            json.dumps({"tiers": _tiers_of(first), "tenants": {**tenants, "new": {"tier": "vault"}}}),
+            "tiers.yaml",
+        )
+        with pytest.raises(ConnectionError):
+            reload_stack(stack, edited, ReloadRequest())
+        # THEN the registry, the tables, the keys and the stack's catalog are as before
+        assert failing.failed
+        assert _registry(dynamodb) == registry_before
+        assert set(dynamodb.list_tables()["TableNames"]) == tables_before
+        assert stack.catalog is first
+        assert all(entry.enabled for entry in plans.usage())
+
+
+def _tiers_of(catalog: Catalog) -> dict[str, Any]:
+    return {
+        tier.name: {
+            "isolation": tier.isolation.value,
+            "throttle": {"rate": tier.throttle.rate, "burst": tier.throttle.burst},
+            "quota": {"limit": tier.quota.limit, "period": tier.quota.period.value},
+        }
+        for tier in catalog.tiers.values()
+    }
