@@ -16,7 +16,7 @@ from typing import Any, Final
 from pydantic import ValidationError
 
 from handlers.contract import TENANT_ID_MAX_LENGTH, is_valid_tenant_id
-from tiers.model import Catalog, Isolation, Quota, QuotaPeriod, Tenant, Throttle, Tier
+from tiers.model import AlarmThresholds, Catalog, Isolation, Quota, QuotaPeriod, Tenant, Throttle, Tier
 from tiers.problems import CatalogError, Problem, listing, shortened
 from tiers.schema import (
     AWS_INTEGER_MAX,
@@ -312,6 +312,10 @@ def _tier(name: str, entry: TierEntry) -> Tier:
         throttle=Throttle(rate=float(entry.throttle.rate), burst=entry.throttle.burst),
         quota=Quota(
             limit=entry.quota.limit, period=QuotaPeriod(entry.quota.period), offset=entry.quota.offset
+        ),
+        alarms=AlarmThresholds(
+            server_error_percent=float(entry.alarms.server_error_percent),
+            throttled_percent=float(entry.alarms.throttled_percent),
         ),
     )
 

@@ -6,6 +6,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 
+from blueprint.defaults import DEFAULT_SERVER_ERROR_PERCENT, DEFAULT_THROTTLED_PERCENT
 from handlers import contract
 
 
@@ -36,6 +37,14 @@ class Quota:
 
 
 @dataclass(frozen=True)
+class AlarmThresholds:
+    """Percent of a tier's requests in five minutes above which its alarms fire."""
+
+    server_error_percent: float = DEFAULT_SERVER_ERROR_PERCENT
+    throttled_percent: float = DEFAULT_THROTTLED_PERCENT
+
+
+@dataclass(frozen=True)
 class Tier:
     name: str
     isolation: Isolation
@@ -43,6 +52,7 @@ class Tier:
     quota: Quota
     renamed_from: str | None = None
     """The name this tier had before: its usage plan and keys carry over under the new name."""
+    alarms: AlarmThresholds = AlarmThresholds()
 
 
 @dataclass(frozen=True)

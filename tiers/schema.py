@@ -16,6 +16,7 @@ from typing import Any, Final, Literal, Self
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from blueprint.defaults import DEFAULT_SERVER_ERROR_PERCENT, DEFAULT_THROTTLED_PERCENT
 from tiers.model import Isolation, QuotaPeriod
 from tiers.problems import shortened
 
@@ -70,12 +71,20 @@ class QuotaEntry(_Entry):
         return self
 
 
+class AlarmsEntry(_Entry):
+    server_error_percent: float = Field(
+        default=DEFAULT_SERVER_ERROR_PERCENT, gt=0, le=100, allow_inf_nan=False
+    )
+    throttled_percent: float = Field(default=DEFAULT_THROTTLED_PERCENT, gt=0, le=100, allow_inf_nan=False)
+
+
 class TierEntry(_Entry):
     isolation: Literal["pooled", "silo"]
     throttle: ThrottleEntry
     quota: QuotaEntry
     renamed_from: str | None = None
     """The tier's previous name: the stack keeps its usage plan (and every key in it) under the new name."""
+    alarms: AlarmsEntry = AlarmsEntry()
 
 
 class TenantEntry(_Entry):
@@ -106,12 +115,26 @@ _EXPECTED: Final[Mapping[str, str]] = {
     "limit": f"a positive whole number of requests per period, up to {AWS_INTEGER_MAX:,}",
     "period": "DAY, WEEK or MONTH, in upper case",
     "offset": "a whole number from 0 (see docs/tier-file.md for its range)",
+    "alarms": (
+        "a mapping with server_error_percent and throttled_percent (both optional), "
+        "such as {server_error_percent: 2, throttled_percent: 20}"
+    ),
+    "server_error_percent": (
+        "a percentage above 0 and at most 100: the share of the tier's requests answered 5xx in five "
+        f"minutes above which its alarm fires (default {DEFAULT_SERVER_ERROR_PERCENT:g})"
+    ),
+    "throttled_percent": (
+        "a percentage above 0 and at most 100: the share of the tier's requests answered 429 in five "
+        f"minutes above which its alarm fires (default {DEFAULT_THROTTLED_PERCENT:g})"
+    ),
     "tier": "the name of a tier defined under `tiers:`",
     "name": f"text of 1 to {NAME_MAX_LENGTH} characters",
     "suspended": "true or false",
     "renamed_from": "the tier's previous name, such as renamed_from: basic",
 }
-_NUMBER_FIELDS: Final = frozenset({"rate", "burst", "limit", "offset"})
+_NUMBER_FIELDS: Final = frozenset(
+    {"rate", "burst", "limit", "offset", "server_error_percent", "throttled_percent"}
+)
 _WHOLE_NUMBER_FIELDS: Final = frozenset({"burst", "limit", "offset"})
 _CHOICES: Final[Mapping[str, tuple[str, ...]]] = {
     "isolation": tuple(Isolation),
