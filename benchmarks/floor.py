@@ -15,6 +15,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
+import operator
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +23,10 @@ import pulumi
 import pulumi_aws as aws
 import yaml
 
-from blueprint import openapi, policies
+from blueprint import monitoring, openapi, policies
+from blueprint.defaults import DEFAULT_SERVER_ERROR_PERCENT, DEFAULT_THROTTLED_PERCENT
 from blueprint.identity import AUTH_FLOWS, CLIENT_READABLE_ATTRIBUTES, USER_WRITABLE_ATTRIBUTES
+from blueprint.monitoring import ACCESS_LOG_FORMAT
 from handlers.contract import (
     AUTHORIZER_HANDLER,
     DATA_PARTITION_KEY,
@@ -37,10 +40,10 @@ from handlers.contract import (
     Env,
     RegistryField,
 )
-from infra.api import ACCESS_LOG_FORMAT
 from infra.bundle import BundleSpec, build_bundle
 from infra.config import Settings
 from infra.functions import render_policy
+from infra.monitoring import dashboard_bodies, metric_queries, rule_definition
 
 DEFAULTS = Settings(tiers_file=Path())
 """The floor reads no stack config: it declares what the program declares with the default settings."""
@@ -254,6 +257,71 @@ def floor(tiers_file: Path, code_dir: Path, prefix: str) -> None:
         opts=pulumi.ResourceOptions(depends_on=[account]),
     )
 
+    namespace = monitoring.metric_namespace(prefix)
+    for spec in monitoring.METRIC_FILTERS:
+        aws.cloudwatch.LogMetricFilter(
+            f"monitoring-metric-{spec.metric.value}",
+            name=f"{prefix}-{spec.metric.value}",
+            log_group_name=access_logs.name,
+            pattern=spec.pattern,
+            metric_transformation={
+                "name": spec.metric.value,
+                "namespace": namespace,
+                "value": spec.value,
+                "unit": spec.unit,
+                "dimensions": dict(monitoring.METRIC_FILTER_DIMENSIONS),
+            },
+        )
+    for top in monitoring.TopTenants:
+        aws.cloudwatch.ContributorInsightRule(
+            f"monitoring-top-tenants-{top.value}",
+            rule_name=f"{prefix}-top-tenants-{top.value}",
+            rule_state="ENABLED",
+            rule_definition=access_logs.name.apply(functools.partial(rule_definition, top)),
+        )
+    views = [
+        monitoring.TierView(
+            name=tier_name,
+            isolation=tier["isolation"],
+            rate=float(tier["throttle"]["rate"]),
+            burst=tier["throttle"]["burst"],
+            quota_limit=tier["quota"]["limit"],
+            quota_period=tier["quota"]["period"],
+            server_error_percent=float(
+                tier.get("alarms", {}).get("server_error_percent", DEFAULT_SERVER_ERROR_PERCENT)
+            ),
+            throttled_percent=float(
+                tier.get("alarms", {}).get("throttled_percent", DEFAULT_THROTTLED_PERCENT)
+            ),
+        )
+        for tier_name, tier in tiers.items()
+    ]
+    bodies = pulumi.Output.all(access_logs.arn, access_logs.name).apply(
+        lambda group: dashboard_bodies(prefix, group[0], group[1], views)
+    )
+    for dashboard in monitoring.dashboard_names(prefix, len(views)):
+        aws.cloudwatch.Dashboard(
+            f"monitoring-dashboard-{dashboard.removeprefix(prefix + '-')}",
+            dashboard_name=dashboard,
+            dashboard_body=bodies.apply(operator.itemgetter(dashboard)),
+        )
+    alarm_topic = aws.sns.Topic("monitoring-alarms", name=f"{prefix}-alarms")
+    alarms = [monitoring.authorizer_alarm(prefix)]
+    alarms += [alarm for view in views for alarm in monitoring.tier_alarms(prefix, view)]
+    for alarm in alarms:
+        aws.cloudwatch.MetricAlarm(
+            f"monitoring-alarm-{alarm.name.removeprefix(prefix + '-')}",
+            name=alarm.name,
+            alarm_description=alarm.description,
+            comparison_operator="GreaterThanThreshold",
+            evaluation_periods=1,
+            threshold=alarm.threshold,
+            treat_missing_data="notBreaching",
+            metric_queries=metric_queries(alarm),
+            alarm_actions=[alarm_topic.arn],
+            ok_actions=[alarm_topic.arn],
+        )
+
     plan_ids: dict[str, pulumi.Output[str]] = {}
     for tier_name, tier in tiers.items():
         throttle, quota = tier["throttle"], tier["quota"]
@@ -319,6 +387,7 @@ def floor(tiers_file: Path, code_dir: Path, prefix: str) -> None:
     pulumi.export("pooledTable", pooled_table.name)
     pulumi.export("placementTable", placement_table.name)
     pulumi.export("siloTablePrefix", f"{prefix}-silo-")
+    pulumi.export("alarmTopicArn", alarm_topic.arn)
     pulumi.export("plans", plan_ids)
     pulumi.export("tenants", tenant_outputs)
 

@@ -235,6 +235,11 @@ def dashboard_name(prefix: str, page: int) -> str:
     return f"{prefix}-operations" if page == 1 else f"{prefix}-operations-{page}"
 
 
+def dashboard_names(prefix: str, tier_count: int) -> list[str]:
+    pages = max(1, -(-tier_count // TIERS_PER_DASHBOARD))
+    return [dashboard_name(prefix, page) for page in range(1, pages + 1)]
+
+
 def dashboards(
     prefix: str, region: str, log_group_name: str, tiers: Sequence[TierView]
 ) -> dict[str, dict[str, Any]]:

@@ -21,24 +21,8 @@ import pulumi
 import pulumi_aws as aws
 
 from blueprint import openapi, policies
-from handlers.contract import ContextKey
+from blueprint.monitoring import ACCESS_LOG_FORMAT
 from tiers.naming import Naming
-
-ACCESS_LOG_FORMAT = json.dumps(
-    {
-        "requestId": "$context.requestId",
-        "tenantId": f"$context.authorizer.{ContextKey.TENANT_ID}",
-        "apiKeyId": "$context.identity.apiKeyId",
-        "status": "$context.status",
-        "ip": "$context.identity.sourceIp",
-        "method": "$context.httpMethod",
-        "path": "$context.resourcePath",
-        "latencyMs": "$context.responseLatency",
-        "requestTime": "$context.requestTime",
-        "error": "$context.error.message",
-        "authorizerError": "$context.authorizer.error",
-    }
-)
 
 
 @dataclass(frozen=True)
@@ -83,6 +67,7 @@ def document_fingerprint(document: str) -> str:
 class Api(pulumi.ComponentResource):
     rest_api: aws.apigateway.RestApi
     stage: aws.apigateway.Stage
+    access_logs: aws.cloudwatch.LogGroup
     url: pulumi.Output[str]
 
     def __init__(self, name: str, args: ApiArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -131,7 +116,7 @@ class Api(pulumi.ComponentResource):
             triggers={"redeployment": document.apply(document_fingerprint)},
             opts=pulumi.ResourceOptions(parent=self, depends_on=[tenant_api_permission]),
         )
-        access_logs = aws.cloudwatch.LogGroup(
+        self.access_logs = access_logs = aws.cloudwatch.LogGroup(
             f"{name}-access-logs",
             name=args.naming.access_log_group(args.stage_name),
             retention_in_days=args.log_retention_days,

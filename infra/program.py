@@ -11,11 +11,13 @@ from typing import Any
 
 import pulumi
 
+from blueprint.monitoring import name_problems as monitoring_name_problems
 from infra.api import Api, ApiArgs
 from infra.bundle import BundleError, BundleSpec, build_bundle
 from infra.config import ConfigError, Settings, load_settings
 from infra.functions import Functions, FunctionsArgs
 from infra.identity import Identity, IdentityArgs
+from infra.monitoring import Monitoring, MonitoringArgs
 from infra.plans import Plans, PlansArgs
 from infra.preflight import preflight_problems
 from infra.storage import Storage, StorageArgs
@@ -34,6 +36,7 @@ def main() -> None:
         settings = load_settings(stack)
         catalog = load_catalog(settings.tiers_file)
         problems = preflight_problems(settings, catalog, naming)
+        problems += monitoring_name_problems(naming.prefix, list(catalog.tiers))
         if problems:
             raise ConfigError(problems, heading="AWS would refuse this stack part-way through `pulumi up`")
         bundle = build_bundle(BundleSpec(settings.python_version, settings.lambda_architecture))
@@ -101,6 +104,9 @@ def deploy(settings: Settings, catalog: Catalog, naming: Naming, code: pulumi.Ar
             tenant_api=functions.tenant_api,
         ),
     )
+    monitoring = Monitoring(
+        "monitoring", MonitoringArgs(naming=naming, catalog=catalog, access_log_group=api.access_logs)
+    )
     plans = Plans(
         "tenants",
         PlansArgs(
@@ -120,6 +126,7 @@ def deploy(settings: Settings, catalog: Catalog, naming: Naming, code: pulumi.Ar
         "pooledTable": storage.pooled_table.name,
         "placementTable": storage.placement_table.name,
         "siloTablePrefix": naming.silo_table_prefix,
+        "alarmTopicArn": monitoring.alarm_topic.arn,
         "plans": {tier: plan.id for tier, plan in plans.usage_plans.items()},
         "tenants": {
             tenant.id: {

@@ -350,11 +350,17 @@ def test_stage_writes_json_access_logs_with_tenant_request_and_status(run: Progr
     assert stage.inputs["deployment"] == run.one(DEPLOYMENT).id
     settings = stage.inputs["accessLogSettings"]
     assert settings["destinationArn"] == access_logs.outputs["arn"]
-    log_format = json.loads(settings["format"])
+    # (API Gateway writes status and latency as numbers: a sample line is valid JSON once they are)
+    log_line = settings["format"].replace("$context.status", "429").replace("$context.responseLatency", "12")
+    log_format = json.loads(log_line)
     assert log_format["tenantId"] == "$context.authorizer.tenant_id"
+    assert log_format["tier"] == "$context.authorizer.tier"
+    assert log_format["apiKeyId"] == "$context.identity.apiKeyId"
+    assert log_format["route"] == "$context.httpMethod $context.resourcePath"
     assert log_format["requestId"] == "$context.requestId"
-    assert log_format["status"] == "$context.status"
-    for variable in ("$context.identity.sourceIp", "$context.httpMethod", "$context.responseLatency"):
+    assert log_format["errorType"] == "$context.error.responseType"
+    assert (log_format["status"], log_format["latencyMs"]) == (429, 12)
+    for variable in ("$context.identity.sourceIp", "$context.httpMethod"):
         assert variable in log_format.values()
     # The account-level CloudWatch role that access logs need is declared by default ...
     account = run.one(ACCOUNT_SETTINGS)
