@@ -305,7 +305,7 @@ def floor(tiers_file: Path, code_dir: Path, prefix: str) -> None:
             dashboard_name=dashboard,
             dashboard_body=bodies.apply(operator.itemgetter(dashboard)),
         )
-    alarm_topic = aws.sns.Topic("monitoring-alarms", name=f"{prefix}-alarms")
+    alarm_topic = aws.sns.Topic("monitoring-alarms", name=monitoring.alarm_topic_name(prefix))
     alarms = [monitoring.authorizer_alarm(prefix)]
     alarms += [alarm for view in views for alarm in monitoring.tier_alarms(prefix, view)]
     for alarm in alarms:

@@ -155,7 +155,6 @@ def metric_filter_name(prefix: str, metric: AccessMetric) -> str:
 # ---------------------------------------------------------------------------------------------------------
 # Contributor Insights: the noisy neighbours, without a metric per tenant
 
-MAX_RULE_NAME_LENGTH: Final = 128
 TOP_CONTRIBUTORS: Final = 10
 
 
@@ -221,7 +220,6 @@ class TierView:
 # Dashboards
 
 MAX_WIDGETS_PER_DASHBOARD: Final = 500
-MAX_DASHBOARD_NAME_LENGTH: Final = 255
 GRID_WIDTH: Final = 24
 _TIER_WIDGETS: Final = 5
 """A tier's section: a heading and four graphs."""
@@ -434,7 +432,6 @@ def _tier_section(layout: _Layout, region: str, namespace: str, tier: TierView) 
 # ---------------------------------------------------------------------------------------------------------
 # Alarms
 
-MAX_ALARM_NAME_LENGTH: Final = 255
 AUTHORIZER_FAILURE_THRESHOLD: Final = 0
 """Any authorizer failure (API Gateway's 500 AUTHORIZER_FAILURE) in a period alarms."""
 
@@ -446,6 +443,23 @@ class AlarmSpec:
     threshold: float
     metric_queries: list[dict[str, Any]]
     """In pulumi_aws's MetricAlarm ``metric_queries`` shape; the one with ``return_data`` is compared."""
+
+
+class AlarmKind(StrEnum):
+    SERVER_ERRORS = "server-errors"
+    THROTTLED = "throttled"
+
+
+def alarm_topic_name(prefix: str) -> str:
+    return f"{prefix}-alarms"
+
+
+def tier_alarm_name(prefix: str, tier_name: str, kind: AlarmKind) -> str:
+    return f"{prefix}-{tier_name}-{kind.value}"
+
+
+def authorizer_alarm_name(prefix: str) -> str:
+    return f"{prefix}-authorizer-failures"
 
 
 def _query(query_id: str, namespace: str, metric: AccessMetric, tier: str) -> dict[str, Any]:
@@ -478,7 +492,7 @@ def tier_alarms(prefix: str, tier: TierView) -> list[AlarmSpec]:
     requests = _query("requests", namespace, AccessMetric.REQUESTS, tier.name)
     return [
         AlarmSpec(
-            name=f"{prefix}-{tier.name}-server-errors",
+            name=tier_alarm_name(prefix, tier.name, AlarmKind.SERVER_ERRORS),
             description=(
                 f"Tier {tier.name}: more than {tier.server_error_percent:g}% of requests answered 5xx in "
                 f"{PERIOD_SECONDS // 60} minutes (alarms.server_error_percent in the tier file)."
@@ -491,7 +505,7 @@ def tier_alarms(prefix: str, tier: TierView) -> list[AlarmSpec]:
             ],
         ),
         AlarmSpec(
-            name=f"{prefix}-{tier.name}-throttled",
+            name=tier_alarm_name(prefix, tier.name, AlarmKind.THROTTLED),
             description=(
                 f"Tier {tier.name}: more than {tier.throttled_percent:g}% of requests answered 429 "
                 f"(throttled or over quota) in {PERIOD_SECONDS // 60} minutes "
@@ -513,7 +527,7 @@ def authorizer_alarm(prefix: str) -> AlarmSpec:
     namespace = metric_namespace(prefix)
     failed = _query("failed", namespace, AccessMetric.AUTHORIZER_FAILED, UNATTRIBUTED_TIER)
     return AlarmSpec(
-        name=f"{prefix}-authorizer-failures",
+        name=authorizer_alarm_name(prefix),
         description=(
             "The authorizer failed (API Gateway answered 500: the Lambda raised, timed out or returned "
             f"something unusable) at least once in {PERIOD_SECONDS // 60} minutes."
@@ -521,35 +535,3 @@ def authorizer_alarm(prefix: str) -> AlarmSpec:
         threshold=AUTHORIZER_FAILURE_THRESHOLD,
         metric_queries=[{**failed, "return_data": True}],
     )
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Names and quotas, checked before anything is declared
-
-_SIMPLE_NAME_CHARACTERS: Final = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
-
-
-def name_problems(prefix: str, tier_names: Sequence[str]) -> list[str]:
-    """Why the names this module would make break AWS rules (dashboard and SNS topic names take
-    letters, digits, ``-`` and ``_``; rule names 128 characters; alarm names 255), or nothing."""
-    problems = []
-    bad = sorted(set(prefix) - _SIMPLE_NAME_CHARACTERS)
-    if bad:
-        problems.append(
-            f"the stack prefix {prefix!r} has {', '.join(repr(char) for char in bad)}: CloudWatch dashboard "
-            "and SNS topic names take only letters, digits, '-' and '_'. Rename the project or stack."
-        )
-    longest_rule = max((rule_name(prefix, top) for top in TopTenants), key=len)
-    if len(longest_rule) > MAX_RULE_NAME_LENGTH:
-        problems.append(
-            f"the Contributor Insights rule name {longest_rule!r} is {len(longest_rule)} characters, "
-            f"more than {MAX_RULE_NAME_LENGTH}; use a shorter project or stack name."
-        )
-    longest_tier = max(tier_names, key=len, default="")
-    alarm = f"{prefix}-{longest_tier}-server-errors"
-    if len(alarm) > MAX_ALARM_NAME_LENGTH:
-        problems.append(
-            f"the alarm name {alarm!r} is {len(alarm)} characters, more than {MAX_ALARM_NAME_LENGTH}; use a "
-            "shorter project or stack name."
-        )
-    return problems

@@ -83,7 +83,9 @@ class Monitoring(pulumi.ComponentResource):
                 dashboard_body=bodies.apply(operator.itemgetter(dashboard)),
                 opts=child,
             )
-        self.alarm_topic = aws.sns.Topic(f"{name}-alarms", name=f"{prefix}-alarms", opts=child)
+        self.alarm_topic = aws.sns.Topic(
+            f"{name}-alarms", name=monitoring.alarm_topic_name(prefix), opts=child
+        )
         alarms = [monitoring.authorizer_alarm(prefix)]
         alarms += [alarm for view in views for alarm in monitoring.tier_alarms(prefix, view)]
         for alarm in alarms:

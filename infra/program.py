@@ -11,7 +11,6 @@ from typing import Any
 
 import pulumi
 
-from blueprint.monitoring import name_problems as monitoring_name_problems
 from infra.api import Api, ApiArgs
 from infra.bundle import BundleError, BundleSpec, build_bundle
 from infra.config import ConfigError, Settings, load_settings
@@ -36,7 +35,6 @@ def main() -> None:
         settings = load_settings(stack)
         catalog = load_catalog(settings.tiers_file)
         problems = preflight_problems(settings, catalog, naming)
-        problems += monitoring_name_problems(naming.prefix, list(catalog.tiers))
         if problems:
             raise ConfigError(problems, heading="AWS would refuse this stack part-way through `pulumi up`")
         bundle = build_bundle(BundleSpec(settings.python_version, settings.lambda_architecture))

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
 
+from blueprint import monitoring
 from handlers.contract import AUTHORIZER_FUNCTION, TENANT_API_FUNCTION
 
 FUNCTIONS = (AUTHORIZER_FUNCTION, TENANT_API_FUNCTION)
@@ -32,6 +33,11 @@ class NameKind(StrEnum):
     USAGE_PLAN = "API Gateway usage plan"
     USER_POOL = "Cognito user pool"
     USER_POOL_CLIENT = "Cognito app client"
+    SNS_TOPIC = "SNS topic"
+    DASHBOARD = "CloudWatch dashboard"
+    METRIC_FILTER = "CloudWatch Logs metric filter"
+    CONTRIBUTOR_RULE = "Contributor Insights rule"
+    METRIC_ALARM = "CloudWatch alarm"
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,11 @@ NAME_RULES: dict[NameKind, NameRule] = {
     NameKind.REST_API: NameRule(1, None),
     NameKind.API_KEY: NameRule(1, None),
     NameKind.USAGE_PLAN: NameRule(1, None),
+    NameKind.SNS_TOPIC: NameRule(1, 256, "[A-Za-z0-9_-]", "letters, digits, '_' and '-'"),
+    NameKind.DASHBOARD: NameRule(1, 255, "[A-Za-z0-9_-]", "letters, digits, '_' and '-'"),
+    NameKind.METRIC_FILTER: NameRule(1, 512, "[^:*]", "any characters but ':' and '*'"),
+    NameKind.CONTRIBUTOR_RULE: NameRule(1, 128, "[\x20-\x7e]", "printable ASCII characters"),
+    NameKind.METRIC_ALARM: NameRule(1, 255),
 }
 
 
@@ -149,6 +160,7 @@ class Naming:
         stage_name: str,
     ) -> Iterator[tuple[NameKind, str]]:
         """Every physical name a stack with these tiers, tenants and stage makes, with its kind."""
+        tiers = list(tier_names)
         yield NameKind.DYNAMODB_TABLE, self.pooled_table
         yield NameKind.DYNAMODB_TABLE, self.registry_table
         for tenant_id in silo_tenant_ids:
@@ -159,9 +171,25 @@ class Naming:
         yield NameKind.REST_API, self.rest_api
         yield NameKind.STAGE, stage_name
         yield NameKind.LOG_GROUP, self.access_log_group(stage_name)
-        for tier_name in tier_names:
+        for tier_name in tiers:
             yield NameKind.USAGE_PLAN, self.usage_plan(tier_name)
         for tenant_id in tenant_ids:
             yield NameKind.API_KEY, self.api_key(tenant_id)
         yield NameKind.USER_POOL, self.user_pool
         yield NameKind.USER_POOL_CLIENT, self.app_client
+        yield from self.monitoring_names(tiers)
+
+    def monitoring_names(self, tier_names: list[str]) -> Iterator[tuple[NameKind, str]]:
+        """The names ``blueprint.monitoring`` gives metric filters, rules, dashboards and alarms."""
+        prefix = self.prefix
+        yield NameKind.SNS_TOPIC, monitoring.alarm_topic_name(prefix)
+        for metric in monitoring.AccessMetric:
+            yield NameKind.METRIC_FILTER, monitoring.metric_filter_name(prefix, metric)
+        for top in monitoring.TopTenants:
+            yield NameKind.CONTRIBUTOR_RULE, monitoring.rule_name(prefix, top)
+        for dashboard in monitoring.dashboard_names(prefix, len(tier_names)):
+            yield NameKind.DASHBOARD, dashboard
+        yield NameKind.METRIC_ALARM, monitoring.authorizer_alarm_name(prefix)
+        for tier_name in tier_names:
+            for kind in monitoring.AlarmKind:
+                yield NameKind.METRIC_ALARM, monitoring.tier_alarm_name(prefix, tier_name, kind)

@@ -6,7 +6,6 @@ import json
 import re
 from typing import Any
 
-import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -101,7 +100,6 @@ def test_contributor_insights_rules_follow_the_rule_syntax() -> None:
         assert len(contribution["Keys"]) <= 4
         assert len(contribution["Filters"]) <= 4
         assert rule["AggregateOn"] == ("Sum" if "ValueOf" in contribution else "Count")
-        assert len(monitoring.rule_name(PREFIX, top)) <= monitoring.MAX_RULE_NAME_LENGTH
     latency = monitoring.contributor_rule(LOG_GROUP, monitoring.TopTenants.LATENCY)["Contribution"]
     assert latency["ValueOf"] == "$.latencyMs"
 
@@ -176,20 +174,3 @@ def test_alarms_compare_each_tiers_shares_with_its_thresholds() -> None:
         dimensions = [query["metric"]["dimensions"] for query in alarm.metric_queries if "metric" in query]
         assert dimensions
         assert all(dimension == {"tier": "gold"} for dimension in dimensions)
-        assert len(alarm.name) <= monitoring.MAX_ALARM_NAME_LENGTH
-
-
-@pytest.mark.parametrize(
-    ("prefix", "words"),
-    [
-        ("tenant-tiers.prod", ["'.'", "only letters, digits, '-' and '_'"]),
-        ("t" * 120, ["more than 128"]),
-    ],
-)
-def test_names_aws_would_refuse_are_reported_before_anything_is_declared(
-    prefix: str, words: list[str]
-) -> None:
-    problems = " ".join(monitoring.name_problems(prefix, ["basic"]))
-    for word in words:
-        assert word in problems
-    assert monitoring.name_problems(PREFIX, ["basic", "x" * 32]) == []

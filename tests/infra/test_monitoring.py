@@ -149,5 +149,7 @@ def test_a_stack_name_aws_would_refuse_in_a_dashboard_name_declares_nothing(tmp_
     tiers_file = write_tier_file(tmp_path / "t.yaml", TIERS, TENANTS)
     failed = run_program(tiers_file, stack="prod.eu", raise_errors=False)
     assert failed.error is not None
-    assert "only letters, digits, '-' and '_'" in str(failed.error)
+    message = str(failed.error)
+    assert "CloudWatch dashboard" in message
+    assert "SNS topic" in message
     assert failed.resources == ()

@@ -48,6 +48,11 @@ PHYSICAL_NAME_INPUTS: dict[str, tuple[str, NameKind]] = {
     USAGE_PLAN: ("name", NameKind.USAGE_PLAN),
     USER_POOL: ("name", NameKind.USER_POOL),
     USER_POOL_CLIENT: ("name", NameKind.USER_POOL_CLIENT),
+    "aws:sns/topic:Topic": ("name", NameKind.SNS_TOPIC),
+    "aws:cloudwatch/dashboard:Dashboard": ("dashboardName", NameKind.DASHBOARD),
+    "aws:cloudwatch/logMetricFilter:LogMetricFilter": ("name", NameKind.METRIC_FILTER),
+    "aws:cloudwatch/contributorInsightRule:ContributorInsightRule": ("ruleName", NameKind.CONTRIBUTOR_RULE),
+    "aws:cloudwatch/metricAlarm:MetricAlarm": ("name", NameKind.METRIC_ALARM),
 }
 """Where each declared type carries the physical name AWS checks, and which rule applies."""
 

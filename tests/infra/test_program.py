@@ -657,7 +657,13 @@ def test_renaming_a_tier_keeps_its_usage_plan_and_every_key(tier_file: Any) -> N
     assert plan.inputs["name"] == NAMING.usage_plan("standard")
     # AND every other resource keeps its logical name, and no key or table changes at all
     old, new = _comparable(before), _comparable(after)
-    renamed_urn = {urn: urn.replace("tenants-plan-basic", "tenants-plan-standard") for urn in old}
+    # (the tier's alarms carry its name, so they are renamed too: nothing stateful is lost by that)
+    renamed_urn = {
+        urn: urn.replace("tenants-plan-basic", "tenants-plan-standard").replace(
+            "monitoring-alarm-basic-", "monitoring-alarm-standard-"
+        )
+        for urn in old
+    }
     assert {renamed_urn[urn] for urn in old} == set(new)
     for urn in old:
         name = urn.rpartition("::")[2]

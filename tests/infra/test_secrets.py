@@ -58,6 +58,11 @@ NO_KEY_OUTPUTS: dict[str, str] = {
     TABLE: "schema and settings",
     USAGE_PLAN: "limits and stage bindings",
     USER_POOL: "settings; passwordPolicy and softwareTokenMfaConfiguration are settings, not secrets",
+    "aws:sns/topic:Topic": "ARN, owner, policies and settings (kmsMasterKeyId is a key id, unset here)",
+    "aws:cloudwatch/dashboard:Dashboard": "its ARN and body (metric names, tier names, rule names)",
+    "aws:cloudwatch/logMetricFilter:LogMetricFilter": "a filter pattern and its metric",
+    "aws:cloudwatch/contributorInsightRule:ContributorInsightRule": "its ARN and rule definition",
+    "aws:cloudwatch/metricAlarm:MetricAlarm": "its ARN and settings",
 }
 """Types reviewed in pulumi_aws's sources: no output carries a key or secret value."""
 
