@@ -27,6 +27,7 @@ from collections.abc import Callable, MutableMapping, Set
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from handlers.contract import DATA_PARTITION_KEY, PLACEMENT_PARTITION_KEY
 from local.gateway import Response
 from local.limits import UsagePlans, plan_keys
 from local.management import ManagementApi
@@ -124,6 +125,7 @@ def reload_stack(stack: RunningStack, new: Catalog, request: ReloadRequest) -> R
     if request.dry_run or not result.changes:
         return ReloadResult(result, applied=False, report=report(result, "the running stack", stack.source))
 
+    unpinned = _unpinned_moves(stack, new, result)
     tenants = _tenants(stack, new)
     naming = stack.names.naming
     old_items = registry_items(old, naming, stack.provisioned.tenants)
@@ -151,7 +153,7 @@ def reload_stack(stack: RunningStack, new: Catalog, request: ReloadRequest) -> R
         stack.former_demo_users[tenant_id] = stack.provisioned.tenants[tenant_id].demo_user
     stack.catalog = new
     stack.provisioned = replace(stack.provisioned, tenants=tenants)
-    return ReloadResult(result, applied=True, report=_applied_report(stack, result))
+    return ReloadResult(result, applied=True, report=_applied_report(stack, result, unpinned))
 
 
 def silo_tenants(catalog: Catalog) -> set[str]:
@@ -200,6 +202,34 @@ def _refusals(stack: RunningStack, new: Catalog, unprotect: Set[str]) -> list[st
                 f"create it too. Export and delete it first: `{names.decommission(tenant_id, table=table)}`."
             )
     return problems
+
+
+def _unpinned_moves(stack: RunningStack, new: Catalog, result: Plan) -> list[str]:
+    """Tenants moving pooled -> silo with rows in the pooled table and no placement item: once the registry
+    names their new silo table, that (empty) table serves them and their rows are not served. `pulumi up`
+    does the same; the plan's first step (`migrate`, which pins them) avoids it."""
+    naming = stack.names.naming
+    unpinned = []
+    for change in result.changes:
+        tenant = new.tenants.get(change.subject)
+        if change.kind is not Kind.STORAGE_MOVE or tenant is None or not new.is_silo(tenant):
+            continue
+        placement = stack.dynamodb.get_item(
+            TableName=naming.placement_table,
+            Key={PLACEMENT_PARTITION_KEY: {"S": tenant.id}},
+            ConsistentRead=True,
+        )
+        rows = stack.dynamodb.query(
+            TableName=naming.pooled_table,
+            KeyConditionExpression="#tenant = :tenant",
+            ExpressionAttributeNames={"#tenant": DATA_PARTITION_KEY},
+            ExpressionAttributeValues={":tenant": {"S": tenant.id}},
+            Select="COUNT",
+            Limit=1,
+        )
+        if "Item" not in placement and rows["Count"]:
+            unpinned.append(tenant.id)
+    return unpinned
 
 
 def _table_exists(dynamodb: Any, table: str) -> bool:
@@ -251,8 +281,21 @@ def _refusal_report(stack: RunningStack, result: Plan, problems: list[str]) -> s
     return "\n".join(lines)
 
 
-def _applied_report(stack: RunningStack, result: Plan) -> str:
+def _applied_report(stack: RunningStack, result: Plan, unpinned: list[str]) -> str:
     lines = [f"reloaded {stack.source}: the local stack runs the edit now", "", *changes_table(result)]
+    names = stack.names
+    for tenant_id in unpinned:
+        silo_table = names.naming.silo_table(tenant_id)
+        lines += [
+            "",
+            f"warning: tenant {tenant_id} was not pinned before this reload, so its new silo table "
+            f"{silo_table} serves it now and its rows in {names.naming.pooled_table} are not served. To "
+            "serve them again, put it back on a pooled tier, run "
+            f"`{names.unprotect(tenant_id)}` and retire the silo table with "
+            f"`{names.decommission(tenant_id, table=silo_table)}` (it exports what was written there "
+            f"since); then pin it with `{names.migrate(tenant_id, Isolation.SILO)}` before moving it to "
+            "silo again.",
+        ]
     # The unprotect step is done: the reload could not have applied without it.
     unprotect = {stack.names.unprotect(step.tenant) for step in result.steps}
     pending = replace(result, steps=[step for step in result.steps if step.command not in unprotect])

@@ -75,6 +75,8 @@ def test_the_readme_walk_runs_as_written(tmp_path: Path) -> None:
                 f"{done.stdout}\n{done.stderr}"
             )
             outputs.append(done.stdout)
+            # ...and a reload after the pin has nothing to warn about
+            assert "was not pinned" not in done.stdout
             if "served from the silo table" in step.note:
                 # ...and globex's item is served from its silo table, which holds it
                 assert '"plan": "basic"' in done.stdout or '"plan":"basic"' in done.stdout

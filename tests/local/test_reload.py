@@ -232,7 +232,10 @@ def test_a_pooled_to_silo_move_creates_the_silo_table_and_a_new_tier_its_plan(st
 
     reloaded = reload(stack)
     assert reloaded.returncode == 0, reloaded.stderr
-    # THEN the table exists, the tier has a plan, and globex is served from the new table (empty until
+    # THEN it warns that globex, not pinned first, is now served from its empty silo table
+    assert "warning: tenant globex was not pinned before this reload" in reloaded.stdout
+    assert f"python -m tiers migrate globex --to silo --local-port {port}" in reloaded.stdout
+    # ...the table exists, the tier has a plan, and globex is served from the new table (empty until
     # migrate copies its rows, which stay in the pooled table)
     assert client.describe_table(TableName=silo_table)["Table"]["TableStatus"] == "ACTIVE"
     outputs = get("/_local/outputs", stack)
