@@ -339,6 +339,11 @@ def _call(operation: Callable[..., Any], tier: str, plan_id: str, **request: Any
     except ClientError as error:
         code = error.response.get("Error", {}).get("Code", "")
         message = error.response.get("Error", {}).get("Message", "")
+        if code == "NotFoundException" and "keyId" in request and "key" in message.lower():
+            raise UsageError(
+                f"API key {request['keyId']} is not in usage plan {plan_id} of tier {tier} ({message}): the "
+                "stack outputs are stale. Export them again after `pulumi up`."
+            ) from None
         if code == "NotFoundException":
             raise UsageError(
                 f"usage plan {plan_id} of tier {tier} was not found ({message}): the stack is not deployed "

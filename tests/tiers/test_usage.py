@@ -195,6 +195,19 @@ def test_a_plan_missing_from_the_account_says_the_stack_is_not_deployed_there(cl
     assert "--region" in message
 
 
+def test_a_key_missing_from_its_plan_says_the_outputs_are_stale(client: Any) -> None:
+    stubber = Stubber(client)
+    stubber.add_response("get_usage_plan", BASIC_PLAN, {"usagePlanId": "pl4n01"})
+    stubber.add_client_error(
+        "get_usage", "NotFoundException", "Invalid API Key identifier specified", http_status_code=404
+    )
+    with (
+        stubber,
+        pytest.raises(UsageError, match="API key key0globex is not in usage plan pl4n01 of tier basic"),
+    ):
+        collect_usage(client, _stack(), DateRange(TODAY, TODAY), tenant="globex", today=TODAY)
+
+
 @pytest.mark.parametrize(
     ("requested", "expected"),
     [
