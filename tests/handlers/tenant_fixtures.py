@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -220,6 +221,21 @@ def table_contents(name: str, client: Any) -> list[dict[str, Any]]:
         if "LastEvaluatedKey" not in page:
             return items
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def serialize_dynamodb_calls(lock: threading.Lock, *sessions: Any) -> None:
+    """Every DynamoDB call made through ``sessions`` holds ``lock`` from send to answer."""
+
+    def acquire(**_: Any) -> None:
+        lock.acquire()
+
+    def release(**_: Any) -> None:
+        lock.release()
+
+    for session in sessions:
+        session.events.register("before-call.dynamodb", acquire)
+        session.events.register("after-call.dynamodb", release)
+        session.events.register("after-call-error.dynamodb", release)
 
 
 def set_aws_environment(setenv: Any) -> None:

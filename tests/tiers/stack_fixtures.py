@@ -24,6 +24,7 @@ from tests.handlers.tenant_fixtures import (
     TenantApi,
     create_data_table,
     create_placement_table,
+    serialize_dynamodb_calls,
     set_aws_environment,
     table_contents,
 )
@@ -45,21 +46,6 @@ CATALOG = Catalog(
 )
 
 Row = dict[str, Any]
-
-
-def serialize_dynamodb_calls(lock: threading.Lock, *sessions: Any) -> None:
-    """Every DynamoDB call made through ``sessions`` holds ``lock`` from send to answer."""
-
-    def acquire(**_: Any) -> None:
-        lock.acquire()
-
-    def release(**_: Any) -> None:
-        lock.release()
-
-    for session in sessions:
-        session.events.register("before-call.dynamodb", acquire)
-        session.events.register("after-call.dynamodb", release)
-        session.events.register("after-call-error.dynamodb", release)
 
 
 def register(client: Any, catalog: Catalog, tenant_id: str) -> None:
