@@ -519,17 +519,18 @@ def test_an_unexpected_error_is_500_with_the_request_id_and_no_traceback(
     assert (failure["tenant_id"], failure["request_id"]) == ("acme", "req-boom")
 
 
-def test_a_missing_data_role_setting_is_a_500_that_names_it(
-    api: TenantApi, monkeypatch: pytest.MonkeyPatch, logs: io.StringIO
+@pytest.mark.parametrize("variable", [Env.TENANT_DATA_ROLE_ARN, Env.PLACEMENT_TABLE])
+def test_a_missing_data_setting_is_a_500_that_names_it(
+    api: TenantApi, monkeypatch: pytest.MonkeyPatch, logs: io.StringIO, variable: str
 ) -> None:
-    # GIVEN a deployment that forgot the data role's ARN
-    monkeypatch.delenv(Env.TENANT_DATA_ROLE_ARN)
+    # GIVEN a deployment that forgot the data role's ARN or the placement table's name
+    monkeypatch.delenv(variable)
     monkeypatch.setattr(tenant_api, "data_clients", type(api.clients)(session=api.session))
     # WHEN a tenant touches its data
     answer = api.count(ACME)
     # THEN it is a 500 for the caller and the log names the missing variable
     assert answer.status == 500
-    assert f"environment variable {Env.TENANT_DATA_ROLE_ARN} is not set" in logs.getvalue()
+    assert f"environment variable {variable} is not set" in logs.getvalue()
 
 
 # ---------------------------------------------------------------------------------------------------------
