@@ -231,6 +231,8 @@ class TenantTable:
                 return expect_new
             if outcome is _Outcome.ITEM_CONDITION_FAILED:
                 expect_new = not expect_new
+                if attempt == 0:
+                    continue  # the common replace: no one raced, the first guess was just wrong
             _back_off(attempt, outcome)
         raise ContendedWriteError(f"item {item_id!r} kept changing under concurrent writes")
 
