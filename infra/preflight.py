@@ -22,8 +22,8 @@ AWS_NAMESPACE = "aws"
 MAX_RETRIES_KEY = "maxRetries"
 RETRY_MODE_KEY = "retryMode"
 RETRY_MODES = ("standard", "adaptive")
-SHARED_TABLES = 2
-"""The pooled table and the registry."""
+SHARED_TABLES = 3
+"""The pooled table, the registry and the placement table."""
 
 
 def preflight_problems(
@@ -45,9 +45,10 @@ def quota_problems(settings: Settings, catalog: Catalog) -> list[str]:
     if tables > settings.dynamodb_table_quota:
         key = ConfigKey.DYNAMODB_TABLE_QUOTA.qualified
         problems.append(
-            f"the tier file needs {tables:,} DynamoDB tables (pooled + registry + {silo_tables:,} silo "
-            f"tables), more than {key} allows ({settings.dynamodb_table_quota:,}). Move tenants to pooled "
-            "tiers, or raise the account's table quota in this region (Service Quotas: Amazon DynamoDB, "
+            f"the tier file needs {tables:,} DynamoDB tables (pooled + registry + placement + "
+            f"{silo_tables:,} silo tables), more than {key} allows ({settings.dynamodb_table_quota:,}). "
+            "Move tenants to pooled tiers, or raise the account's table quota in this region "
+            "(Service Quotas: Amazon DynamoDB, "
             f"'Maximum number of tables') and then `pulumi config set {key} <tables this stack may use>`."
         )
     tenants = len(catalog.tenants)

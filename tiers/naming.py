@@ -163,6 +163,7 @@ class Naming:
         tiers = list(tier_names)
         yield NameKind.DYNAMODB_TABLE, self.pooled_table
         yield NameKind.DYNAMODB_TABLE, self.registry_table
+        yield NameKind.DYNAMODB_TABLE, self.placement_table
         for tenant_id in silo_tenant_ids:
             yield NameKind.DYNAMODB_TABLE, self.silo_table(tenant_id)
         for function in FUNCTIONS:

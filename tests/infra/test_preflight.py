@@ -35,7 +35,7 @@ from tests.infra.harness import (
 from tiers.naming import NAME_RULES, NameKind
 
 SILO_TENANTS = sum(1 for tenant in TENANTS.values() if TIERS[tenant["tier"]]["isolation"] == "silo")
-TABLES = 2 + SILO_TENANTS
+TABLES = 3 + SILO_TENANTS  # pooled, registry, placement
 
 PHYSICAL_NAME_INPUTS: dict[str, tuple[str, NameKind]] = {
     TABLE: ("name", NameKind.DYNAMODB_TABLE),
@@ -95,7 +95,7 @@ def declared_name_problems(run: ProgramRun) -> list[str]:
 
 
 def test_a_stack_that_needs_more_tables_than_the_quota_is_refused(tier_file: Any) -> None:
-    # GIVEN a tier file that needs pooled + registry + silo tables, one more than the configured quota
+    # GIVEN a tier file that needs pooled + registry + placement + silo tables, one over the quota
     run = run_program(tier_file(), config={"dynamodbTableQuota": str(TABLES - 1)}, raise_errors=False)
     # THEN nothing is declared and the message counts the tables and says how to get more
     expect_refusal(
