@@ -8,7 +8,7 @@ returns problems in the words of ``ConfigError``: what is wrong, where, and what
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import pulumi
 
@@ -22,8 +22,6 @@ AWS_NAMESPACE = "aws"
 MAX_RETRIES_KEY = "maxRetries"
 RETRY_MODE_KEY = "retryMode"
 RETRY_MODES = ("standard", "adaptive")
-SHARED_TABLES = 3
-"""The pooled table, the registry and the placement table."""
 
 
 def preflight_problems(
@@ -31,25 +29,36 @@ def preflight_problems(
 ) -> list[str]:
     """Every problem AWS would hit while deploying ``catalog`` with ``settings``; empty when there is none."""
     aws_config = aws_config if aws_config is not None else pulumi.Config(AWS_NAMESPACE)
+    names = list(physical_names(naming, catalog, settings.stage_name))
     return [
-        *quota_problems(settings, catalog),
-        *name_problems(naming, catalog, settings.stage_name),
+        *quota_problems(settings, catalog, names),
+        *invalid_name_problems(naming, names),
         *retry_problems(catalog, aws_config),
     ]
 
 
-def quota_problems(settings: Settings, catalog: Catalog) -> list[str]:
+def physical_names(naming: Naming, catalog: Catalog, stage_name: str) -> Iterator[tuple[NameKind, str]]:
+    return naming.physical_names(
+        tier_names=catalog.tiers,
+        tenant_ids=catalog.tenants,
+        silo_tenant_ids=(tenant.id for tenant in catalog.tenants.values() if catalog.is_silo(tenant)),
+        stage_name=stage_name,
+    )
+
+
+def quota_problems(settings: Settings, catalog: Catalog, names: Iterable[tuple[NameKind, str]]) -> list[str]:
+    """Tables are counted from the stack's physical names: every table the stack makes has one."""
     problems = []
     silo_tables = sum(1 for tenant in catalog.tenants.values() if catalog.is_silo(tenant))
-    tables = SHARED_TABLES + silo_tables
+    tables = sum(1 for kind, _ in names if kind is NameKind.DYNAMODB_TABLE)
     if tables > settings.dynamodb_table_quota:
         key = ConfigKey.DYNAMODB_TABLE_QUOTA.qualified
         problems.append(
-            f"the tier file needs {tables:,} DynamoDB tables (pooled + registry + placement + "
+            f"the tier file needs {tables:,} DynamoDB tables ({tables - silo_tables} shared + "
             f"{silo_tables:,} silo tables), more than {key} allows ({settings.dynamodb_table_quota:,}). "
-            "Move tenants to pooled tiers, or raise the account's table quota in this region "
-            "(Service Quotas: Amazon DynamoDB, "
-            f"'Maximum number of tables') and then `pulumi config set {key} <tables this stack may use>`."
+            "Move tenants to pooled tiers, or raise the account's table quota in this region (Service "
+            "Quotas: Amazon DynamoDB, 'Maximum number of tables') and then "
+            f"`pulumi config set {key} <tables this stack may use>`."
         )
     tenants = len(catalog.tenants)
     if tenants > settings.api_key_quota:
@@ -62,16 +71,6 @@ def quota_problems(settings: Settings, catalog: Catalog) -> list[str]:
             f"`pulumi config set {key} <keys this stack may use>`."
         )
     return problems
-
-
-def name_problems(naming: Naming, catalog: Catalog, stage_name: str) -> list[str]:
-    names = naming.physical_names(
-        tier_names=catalog.tiers,
-        tenant_ids=catalog.tenants,
-        silo_tenant_ids=(tenant.id for tenant in catalog.tenants.values() if catalog.is_silo(tenant)),
-        stage_name=stage_name,
-    )
-    return invalid_name_problems(naming, names)
 
 
 def invalid_name_problems(naming: Naming, names: Iterable[tuple[NameKind, str]]) -> list[str]:

@@ -22,6 +22,7 @@ from tests.infra.harness import (
     API_KEY,
     FUNCTION,
     LOG_GROUP,
+    PROJECT,
     REST_API,
     ROLE,
     STAGE,
@@ -32,10 +33,10 @@ from tests.infra.harness import (
     ProgramRun,
     run_program,
 )
-from tiers.naming import NAME_RULES, NameKind
+from tiers.loader import load_catalog
+from tiers.naming import NAME_RULES, NameKind, Naming
 
 SILO_TENANTS = sum(1 for tenant in TENANTS.values() if TIERS[tenant["tier"]]["isolation"] == "silo")
-TABLES = 3 + SILO_TENANTS  # pooled, registry, placement
 
 PHYSICAL_NAME_INPUTS: dict[str, tuple[str, NameKind]] = {
     TABLE: ("name", NameKind.DYNAMODB_TABLE),
@@ -95,12 +96,13 @@ def declared_name_problems(run: ProgramRun) -> list[str]:
 
 
 def test_a_stack_that_needs_more_tables_than_the_quota_is_refused(tier_file: Any) -> None:
-    # GIVEN a tier file that needs pooled + registry + placement + silo tables, one over the quota
-    run = run_program(tier_file(), config={"dynamodbTableQuota": str(TABLES - 1)}, raise_errors=False)
+    # GIVEN a tier file whose stack declares one table more than the configured quota
+    tables = len(run_program(tier_file()).of_type(TABLE))
+    run = run_program(tier_file(), config={"dynamodbTableQuota": str(tables - 1)}, raise_errors=False)
     # THEN nothing is declared and the message counts the tables and says how to get more
     expect_refusal(
         run,
-        f"needs {TABLES} DynamoDB tables",
+        f"needs {tables} DynamoDB tables",
         f"{SILO_TENANTS} silo tables",
         "tenant-tiers:dynamodbTableQuota",
         "Service Quotas",
@@ -109,9 +111,10 @@ def test_a_stack_that_needs_more_tables_than_the_quota_is_refused(tier_file: Any
     )
 
 
-def test_a_stack_that_fits_the_table_quota_exactly_deploys(tier_file: Any) -> None:
-    run = run_program(tier_file(), config={"dynamodbTableQuota": str(TABLES)})
-    assert len(run.of_type(TABLE)) == TABLES
+def test_the_quota_counts_every_table_the_stack_declares(tier_file: Any) -> None:
+    # GIVEN a quota of exactly as many tables as the stack declares THEN it deploys
+    tables = len(run_program(tier_file()).of_type(TABLE))
+    assert len(run_program(tier_file(), config={"dynamodbTableQuota": str(tables)}).of_type(TABLE)) == tables
 
 
 def test_more_tenants_than_the_api_key_quota_are_refused(tier_file: Any) -> None:
@@ -187,6 +190,30 @@ def test_for_any_stack_name_the_program_declares_only_valid_names_or_nothing(sta
     # ... or it declared nothing and said which stack name breaks which limit
     else:
         expect_refusal(run, f"stack '{stack}'")
+
+
+def test_the_names_checked_before_declaring_are_the_names_declared(tier_file: Any) -> None:
+    # GIVEN the names the preflight checks (Naming.physical_names) and the run that follows
+    path = tier_file()
+    run = run_program(path)
+    catalog = load_catalog(path)
+    checked = set(
+        Naming(project=PROJECT, stack="test").physical_names(
+            tier_names=catalog.tiers,
+            tenant_ids=catalog.tenants,
+            silo_tenant_ids=[tenant.id for tenant in catalog.tenants.values() if catalog.is_silo(tenant)],
+            stage_name="v1",
+        )
+    )
+    # THEN every physical name the program declares was checked, under its kind
+    declared = {
+        (kind, resource.inputs[key])
+        for resource in run.custom_resources
+        if resource.type in PHYSICAL_NAME_INPUTS
+        for key, kind in [PHYSICAL_NAME_INPUTS[resource.type]]
+        if key in resource.inputs
+    }
+    assert declared - checked == set(), "add these names to Naming.physical_names"
 
 
 def test_the_dev_stack_declares_only_valid_names(tier_file: Any) -> None:
