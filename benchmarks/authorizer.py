@@ -230,6 +230,7 @@ def hot_path(token_count: int) -> HotPath:
             tenants,
             tenant,
             naming,
+            buckets=naming.buckets("123456789012", "us-east-1"),
             api_key_id=f"key-{tenant.id}",
             api_key_value=f"value-of-{tenant.id}-0123456789",
         )

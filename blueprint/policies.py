@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from handlers.contract import TENANT_SESSION_TAG
+from handlers.contract import FILE_KEY_SEPARATOR, TENANT_SESSION_TAG
 
 PolicyDocument = dict[str, Any]
 
@@ -30,6 +30,19 @@ TENANT_PLACEMENT_ACTIONS = (
     "dynamodb:GetItem",
     "dynamodb:ConditionCheckItem",
 )
+
+
+# The object calls the files API makes (HeadObject is authorized as GetObject; presigned URLs carry the
+# same two). No version-level actions: a tenant never reads or deletes old versions, so an overwrite or
+# a delete stays recoverable by an operator.
+TENANT_OBJECT_ACTIONS = ("s3:GetObject", "s3:PutObject", "s3:DeleteObject")
+# Only buckets of the signing account: a bucket of the same name in another account (the names are
+# predictable) is never written to or read from, presigned URLs included.
+_OWN_ACCOUNT_BUCKETS = {"StringEquals": {"aws:ResourceAccount": "${aws:PrincipalAccount}"}}
+
+
+def bucket_arn(bucket: str) -> str:
+    return f"arn:aws:s3:::{bucket}"
 
 
 def lambda_trust_policy() -> PolicyDocument:
@@ -64,10 +77,22 @@ def _own_items_only() -> dict[str, Any]:
 
 
 def tenant_data_policy(
-    pooled_table_arn: str, silo_table_prefix: str, placement_table_arn: str
+    pooled_table_arn: str,
+    silo_table_prefix: str,
+    placement_table_arn: str,
+    pooled_bucket: str,
+    silo_bucket_prefix: str,
 ) -> PolicyDocument:
-    """A session tagged with a tenant id: its own items, in the pooled table or its own silo table, and
-    reading (never writing) its own placement item."""
+    """A session tagged with a tenant id: its own items, in the pooled table or its own silo table,
+    reading (never writing) its own placement item, and its own files, under ``<tenant id>/`` in the
+    pooled bucket or in its own silo bucket.
+
+    The trailing slash of the pooled prefix is what keeps ``acme`` out of ``acme-corp/``; listing the
+    pooled bucket is allowed only with an ``s3:prefix`` under the same prefix. A silo bucket is named
+    exactly (prefix + tag), never with a wildcard.
+    """
+    own_prefix = f"{TENANT_TAG_VARIABLE}{FILE_KEY_SEPARATOR}"
+    silo_bucket = bucket_arn(f"{silo_bucket_prefix}{TENANT_TAG_VARIABLE}")
     return {
         "Version": "2012-10-17",
         "Statement": [
@@ -92,6 +117,52 @@ def tenant_data_policy(
                 "Resource": placement_table_arn,
                 "Condition": _own_items_only(),
             },
+            {
+                "Sid": "PooledOwnFiles",
+                "Effect": "Allow",
+                "Action": list(TENANT_OBJECT_ACTIONS),
+                "Resource": f"{bucket_arn(pooled_bucket)}/{own_prefix}*",
+                "Condition": _OWN_ACCOUNT_BUCKETS,
+            },
+            {
+                "Sid": "PooledListOwnPrefix",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": bucket_arn(pooled_bucket),
+                "Condition": {"StringLike": {"s3:prefix": f"{own_prefix}*"}, **_OWN_ACCOUNT_BUCKETS},
+            },
+            {
+                "Sid": "SiloOwnBucketFiles",
+                "Effect": "Allow",
+                "Action": list(TENANT_OBJECT_ACTIONS),
+                "Resource": f"{silo_bucket}/*",
+                "Condition": _OWN_ACCOUNT_BUCKETS,
+            },
+            {
+                "Sid": "SiloListOwnBucket",
+                "Effect": "Allow",
+                "Action": "s3:ListBucket",
+                "Resource": silo_bucket,
+                "Condition": _OWN_ACCOUNT_BUCKETS,
+            },
+        ],
+    }
+
+
+def tls_only_bucket_policy(bucket: str) -> PolicyDocument:
+    """A bucket policy refusing every request that does not come over TLS, whoever signs it."""
+    arn = bucket_arn(bucket)
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [arn, f"{arn}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
         ],
     }
 

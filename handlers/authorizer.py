@@ -169,6 +169,7 @@ def tenant_context(record: TenantRecord) -> dict[str, str]:
         ContextKey.TIER: record.tier,
         ContextKey.ISOLATION: record.isolation,
         ContextKey.TABLE: record.table,
+        ContextKey.BUCKET: record.bucket,
         ContextKey.THROTTLE_RATE: _decimal_text(record.throttle_rate),
         ContextKey.THROTTLE_BURST: str(record.throttle_burst),
         ContextKey.QUOTA_LIMIT: str(record.quota_limit),

@@ -57,6 +57,7 @@ class RegistryField:
     TIER: Final = "tier"  # S
     ISOLATION: Final = "isolation"  # S: "pooled" | "silo"
     TABLE: Final = "table"  # S, physical table name holding the tenant's data
+    BUCKET: Final = "bucket"  # S, S3 bucket holding the tenant's files under "<tenant id>/"
     API_KEY_ID: Final = "api_key_id"  # S
     API_KEY_VALUE: Final = "api_key_value"  # S, secret: read by the authorizer only
     SUSPENDED: Final = "suspended"  # BOOL
@@ -106,11 +107,30 @@ class ContextKey:
     TIER: Final = "tier"
     ISOLATION: Final = "isolation"
     TABLE: Final = "table"
+    BUCKET: Final = "bucket"
     THROTTLE_RATE: Final = "throttle_rate"
     THROTTLE_BURST: Final = "throttle_burst"
     QUOTA_LIMIT: Final = "quota_limit"
     QUOTA_PERIOD: Final = "quota_period"
     QUOTA_OFFSET: Final = "quota_offset"
+
+
+# Files live under "<tenant id>/" in the pooled bucket and in a silo bucket alike (one layout, like the
+# tables' key schema): the trailing slash keeps tenant "acme" out of "acme-corp/", and the data role's
+# policy grants exactly this prefix.
+FILE_KEY_SEPARATOR: Final = "/"
+
+
+def file_key_prefix(tenant_id: str) -> str:
+    """The S3 key prefix of ``tenant_id``'s files, in whichever bucket holds them."""
+    return f"{tenant_id}{FILE_KEY_SEPARATOR}"
+
+
+# Lambda tenant isolation mode (TenancyConfig.TenantIsolationMode) of the tenant API function.
+TENANT_ISOLATION_MODE: Final = "PER_TENANT"
+# The invocation header Lambda takes the tenant id from; API Gateway's integration fills it from the
+# authorizer context, never from anything the client sends.
+TENANT_ID_INVOKE_HEADER: Final = "X-Amz-Tenant-Id"
 
 
 class Env:
@@ -122,6 +142,9 @@ class Env:
     APP_CLIENT_ID: Final = "APP_CLIENT_ID"
     TENANT_DATA_ROLE_ARN: Final = "TENANT_DATA_ROLE_ARN"
     PLACEMENT_TABLE: Final = "PLACEMENT_TABLE"
+    # Set to TENANT_ISOLATION_MODE when the tenant API runs in Lambda tenant isolation mode: every
+    # invocation must then carry the authorizer's tenant id in the Lambda context.
+    TENANT_ISOLATION: Final = "TENANT_ISOLATION"
     # Standard powertools variables, set by the program for both functions.
     SERVICE_NAME: Final = "POWERTOOLS_SERVICE_NAME"
     METRICS_NAMESPACE: Final = "POWERTOOLS_METRICS_NAMESPACE"
@@ -153,4 +176,10 @@ ROUTES: Final[tuple[tuple[str, str], ...]] = (
     ("GET", "/items/{id}"),
     ("PUT", "/items/{id}"),
     ("DELETE", "/items/{id}"),
+    ("GET", "/files"),
+    ("GET", "/files/{name}"),
+    ("PUT", "/files/{name}"),
+    ("DELETE", "/files/{name}"),
+    ("POST", "/files/{name}/upload-url"),
+    ("GET", "/files/{name}/download-url"),
 )

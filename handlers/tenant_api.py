@@ -18,6 +18,7 @@ Routes and answers (all bodies JSON):
   id order; ``limit`` 1-100 (default 25); a page may hold fewer items than ``limit`` (responses are kept
   under 4 MiB of documents) and ``next`` is null on the last page.
 - ``DELETE /items/{id}`` → 204, whether or not the item existed.
+- ``/files`` and ``/files/{name}``: the tenant's files in S3 (``handlers.files_api`` documents them).
 
 Item ids: 1-128 characters from ``A-Z a-z 0-9 . _ ~ -`` (RFC 3986 unreserved characters, so an id never
 needs escaping in a URL and cannot smuggle a path separator), except ``.`` and ``..``: those are dot
@@ -35,6 +36,11 @@ valid authorizer context also gets a 500: only a misconfigured API can send one 
 attached to the route, or writes other keys), the caller cannot fix it, and a 5xx is what alarms an
 operator; refusing to serve it is what keeps data safe.
 
+In Lambda tenant isolation mode (``Env.TENANT_ISOLATION``) every invocation must carry, as
+``context.tenant_id``, the authorizer's tenant (API Gateway maps it from the authorizer context); an
+invocation whose tenant id is missing or differs is refused with a 500, an error log line and a
+``TenantMismatch`` metric, because serving it would mix tenants in one execution environment.
+
 Logs are JSON with the tenant id, tier and request id on every line (never bodies, keys or credentials);
 each request emits one EMF record counting ``Requests`` and ``Errors`` (5xx answers) with the dimensions
 ``tier`` and ``route`` (``GET /items/{id}``; ``other`` for a path outside the contract), so the number of
@@ -45,8 +51,6 @@ property: searchable in Logs Insights (``filter tenant_id = "acme"``), never a m
 from __future__ import annotations
 
 import base64
-import binascii
-import hashlib
 import json
 import os
 import re
@@ -62,27 +66,33 @@ from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
+from handlers import api_common
+from handlers.api_common import BadRequestError, page_limit
 from handlers.contract import (
     ISOLATIONS,
     METRICS_NAMESPACE,
     QUOTA_PERIODS,
     ROUTES,
     TENANT_API_FUNCTION,
+    TENANT_ISOLATION_MODE,
     ContextKey,
     Env,
     MetricDimension,
     is_valid_tenant_id,
 )
+from handlers.files_api import checked_file_name, files_router
 from handlers.tenant_data import RetryLaterError, TenantClients, TenantTable
+from handlers.tenant_files import TenantFiles
 
 ITEM_ID_PATTERN: Final = r"[A-Za-z0-9._~-]{1,128}"
 MAX_BODY_BYTES: Final = 64 * 1024
 MAX_NESTING_DEPTH: Final = 64
 _DOT_SEGMENTS: Final = frozenset({".", ".."})
-DEFAULT_PAGE_LIMIT: Final = 25
-MAX_PAGE_LIMIT: Final = 100
 MAX_PAGE_DOCUMENT_BYTES: Final = 4 * 1024 * 1024
 RETRY_AFTER_SECONDS: Final = 1
+# Emitted (dimension: service) for every invocation refused because its Lambda tenant id disagreed with
+# the authorizer's tenant: an alarm on it catches a broken tenant-id mapping at once.
+TENANT_MISMATCH_METRIC: Final = "TenantMismatch"
 THROTTLING_ERROR_CODES: Final = frozenset(
     {
         "ProvisionedThroughputExceededException",
@@ -94,10 +104,9 @@ THROTTLING_ERROR_CODES: Final = frozenset(
 
 _ITEM_ID_RE: Final = re.compile(ITEM_ID_PATTERN)
 _TABLE_NAME_RE: Final = re.compile(r"[A-Za-z0-9_.-]{3,255}")
+_BUCKET_NAME_RE: Final = re.compile(r"[a-z0-9][a-z0-9-]{1,61}[a-z0-9]")
 _WHOLE_NUMBER_RE: Final = re.compile(r"[0-9]{1,18}")
 _DECIMAL_RE: Final = re.compile(r"[0-9]{1,18}(?:\.[0-9]{1,9})?")
-_TOKEN_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,400}")
-_TOKEN_VERSION: Final = 1
 _ROUTE_LIST: Final = ", ".join(f"{method} {path}" for method, path in ROUTES)
 _ROUTE_SET: Final = frozenset(ROUTES)
 OTHER_ROUTE: Final = "other"
@@ -108,10 +117,6 @@ data_clients = TenantClients()
 # The resolver keeps the current event in class attributes: one request at a time per process. Lambda
 # runs one invocation per container anyway; the local stack calls handlers from several threads.
 _resolver_lock = threading.Lock()
-
-
-class BadRequestError(ValueError):
-    """The caller sent something invalid; the message says what and how to fix it."""
 
 
 class MisconfiguredError(RuntimeError):
@@ -126,6 +131,7 @@ class Tenant:
     tier: str
     isolation: str
     table: str
+    bucket: str
     throttle_rate: int | float
     throttle_burst: int
     quota_limit: int
@@ -158,11 +164,50 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             },
         )
     logger.thread_safe_append_keys(tenant_id=tenant.tenant_id, tier=tenant.tier)
+    mismatch = invocation_tenant_mismatch(tenant.tenant_id, context)
+    if mismatch is not None:
+        return refuse_tenant_mismatch(tenant, route_of(event), mismatch, request_id)
     with _resolver_lock:
         app.context.update(tenant=tenant, request_id=request_id)
         response = app.resolve(event, context)
     record_request(tenant, route_of(event), int(response["statusCode"]))
     return response
+
+
+def invocation_tenant_mismatch(tenant_id: str, context: object) -> str | None:
+    """Why this invocation's Lambda tenant id disagrees with the authorizer's tenant, or None if it agrees.
+
+    In tenant isolation mode Lambda runs the invocation in an execution environment of the tenant id it
+    was invoked with (``context.tenant_id``), which API Gateway takes from the authorizer context. Any
+    disagreement means that mapping is wrong, and serving the request would put one tenant's data in
+    another tenant's environment. Without isolation mode no tenant id may be present at all.
+    """
+    invoked_as = getattr(context, "tenant_id", None)
+    if os.environ.get(Env.TENANT_ISOLATION) == TENANT_ISOLATION_MODE:
+        if not invoked_as:
+            return "the function runs in tenant isolation mode but was invoked without a tenant id"
+        if invoked_as != tenant_id:
+            return "the invocation's tenant id differs from the authorizer's tenant"
+    elif invoked_as and invoked_as != tenant_id:
+        return "the invocation's tenant id differs from the authorizer's tenant"
+    return None
+
+
+def refuse_tenant_mismatch(tenant: Tenant, route: str, problem: str, request_id: str) -> dict[str, Any]:
+    logger.error("request refused: tenant isolation mismatch", extra={"problem": problem})
+    metrics = EphemeralMetrics(namespace=os.environ.get(Env.METRICS_NAMESPACE) or METRICS_NAMESPACE)
+    metrics.add_dimension(name="service", value=os.environ.get(Env.SERVICE_NAME) or TENANT_API_FUNCTION)
+    metrics.add_metric(name=TENANT_MISMATCH_METRIC, unit=MetricUnit.Count, value=1)
+    metrics.flush_metrics()
+    record_request(tenant, route, HTTPStatus.INTERNAL_SERVER_ERROR)
+    return _proxy_response(
+        HTTPStatus.INTERNAL_SERVER_ERROR,
+        {
+            "message": "the API is misconfigured: this request was routed to the wrong tenant's compute and "
+            "was not served; report the request id to the API operator",
+            "request_id": request_id,
+        },
+    )
 
 
 def request_id_of(event: Mapping[str, Any], context: object) -> str:
@@ -206,11 +251,15 @@ def tenant_from_authorizer(authorizer: object) -> Tenant:
     table = _context_text(authorizer, ContextKey.TABLE)
     if _TABLE_NAME_RE.fullmatch(table) is None:
         raise MisconfiguredError(f"authorizer context key {ContextKey.TABLE!r} is not a DynamoDB table name")
+    bucket = _context_text(authorizer, ContextKey.BUCKET)
+    if _BUCKET_NAME_RE.fullmatch(bucket) is None:
+        raise MisconfiguredError(f"authorizer context key {ContextKey.BUCKET!r} is not an S3 bucket name")
     return Tenant(
         tenant_id=tenant_id,
         tier=_context_text(authorizer, ContextKey.TIER),
         isolation=isolation,
         table=table,
+        bucket=bucket,
         throttle_rate=_context_decimal(authorizer, ContextKey.THROTTLE_RATE),
         throttle_burst=_context_whole(authorizer, ContextKey.THROTTLE_BURST),
         quota_limit=_context_whole(authorizer, ContextKey.QUOTA_LIMIT),
@@ -349,53 +398,17 @@ def _json_problem(error: ValueError) -> str:
     return str(error)
 
 
-def page_limit(value: str | None) -> int:
-    if value is None:
-        return DEFAULT_PAGE_LIMIT
-    if _WHOLE_NUMBER_RE.fullmatch(value) is None or not 1 <= int(value) <= MAX_PAGE_LIMIT:
-        raise BadRequestError(
-            f"query parameter 'limit' is {_quoted(value)}: use a whole number from 1 to {MAX_PAGE_LIMIT} "
-            f"(default {DEFAULT_PAGE_LIMIT})"
-        )
-    return int(value)
-
-
-def _tenant_binding(tenant_id: str) -> str:
-    return hashlib.sha256(tenant_id.encode()).hexdigest()[:16]
-
-
 def encode_page_token(tenant_id: str, last_item_id: str) -> str:
-    payload = {"v": _TOKEN_VERSION, "t": _tenant_binding(tenant_id), "a": last_item_id}
-    raw = json.dumps(payload, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return api_common.encode_page_token(tenant_id, last_item_id)
 
 
 def decode_page_token(tenant_id: str, token: str) -> str:
     """The item id to resume after; only for a token issued to ``tenant_id``."""
-    malformed = BadRequestError(
-        "query parameter 'next' is not a pagination token: pass the 'next' value of the previous "
-        "GET /items page unchanged, or leave it out to start from the first page"
-    )
-    if _TOKEN_RE.fullmatch(token) is None:
-        raise malformed
-    try:
-        payload = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
-    except (binascii.Error, ValueError) as error:
-        raise malformed from error
-    if (
-        not isinstance(payload, dict)
-        or set(payload) != {"v", "t", "a"}
-        or payload["v"] != _TOKEN_VERSION
-        or not isinstance(payload["a"], str)
-        or _ITEM_ID_RE.fullmatch(payload["a"]) is None
-    ):
-        raise malformed
-    if payload["t"] != _tenant_binding(tenant_id):
-        raise BadRequestError(
-            "query parameter 'next' was issued to another tenant: pass the 'next' value of your own "
-            "previous GET /items page, or leave it out to start from the first page"
-        )
-    return str(payload["a"])
+    return api_common.decode_page_token(tenant_id, token, route="GET /items", is_valid=_is_item_id)
+
+
+def _is_item_id(value: str) -> bool:
+    return _ITEM_ID_RE.fullmatch(value) is not None
 
 
 def _quoted(value: str) -> str:
@@ -441,6 +454,14 @@ def _tenant() -> Tenant:
 
 def _table(tenant: Tenant) -> TenantTable:
     return data_clients.table(tenant.tenant_id, tenant.table)
+
+
+def _files() -> TenantFiles:
+    tenant = _tenant()
+    return data_clients.files(tenant.tenant_id, tenant.bucket)
+
+
+app.include_router(files_router(_files))
 
 
 @app.get("/tenant")
@@ -503,6 +524,17 @@ def delete_item(item_id: str) -> Response[str]:
 @app.not_found
 def unknown_route(_: Exception) -> Response[str]:
     event = app.current_event
+    if (event.http_method, event.resource) in ROUTES:
+        # API Gateway matched one of our routes, but a path parameter holds characters no route pattern
+        # takes (a control character, an encoded slash): that is the caller's mistake, not a missing route.
+        parameters = event.path_parameters or {}
+        try:
+            if "name" in parameters:
+                checked_file_name(parameters["name"])
+            if "id" in parameters:
+                checked_item_id(parameters["id"])
+        except BadRequestError as error:
+            return bad_request(error)
     route = f"{event.http_method} {event.path}"
     return _json_response(
         HTTPStatus.NOT_FOUND, {"message": f"no route {_quoted(route)}: this API serves {_ROUTE_LIST}"}

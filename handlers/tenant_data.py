@@ -41,6 +41,7 @@ from handlers.contract import (
     Env,
     PlacementField,
 )
+from handlers.tenant_files import S3Client, TenantFiles
 
 ITEM_SORT_KEY_PREFIX: Final = "item#"
 COUNTER_SORT_KEY: Final = "counter"
@@ -48,7 +49,8 @@ DOCUMENT_ATTRIBUTE: Final = "doc"
 COUNT_ATTRIBUTE: Final = "count"
 
 # Refresh a tenant's credentials this long before STS says they expire, so no request starts on
-# credentials that lapse mid-flight (retries included).
+# credentials that lapse mid-flight (retries included), and no presigned URL (valid for
+# tenant_files.PRESIGNED_URL_SECONDS at most) outlives the credentials that signed it.
 CREDENTIAL_REFRESH_MARGIN_SECONDS: Final = 300.0
 ASSUMED_ROLE_DURATION_SECONDS: Final = 3600
 # The settings a cached client depends on when they come from the environment.
@@ -336,6 +338,8 @@ def _back_off(attempt: int, outcome: _Outcome) -> None:
 class _CachedClient:
     client: DynamoDBClient
     refresh_at: float
+    credentials: dict[str, str]
+    s3: S3Client | None = None
 
 
 class TenantClients:
@@ -384,7 +388,27 @@ class TenantClients:
         client = self.client_for(tenant_id)
         return TenantTable(client, registry_table, tenant_id, self._placement_table_name())
 
+    def files(self, tenant_id: str, bucket: str) -> TenantFiles:
+        return TenantFiles(self.s3_client_for(tenant_id), bucket, tenant_id)
+
     def client_for(self, tenant_id: str) -> DynamoDBClient:
+        return self._entry(tenant_id).client
+
+    def s3_client_for(self, tenant_id: str) -> S3Client:
+        """An S3 client on the same tagged credentials as the tenant's DynamoDB client (made on first use)."""
+        entry = self._entry(tenant_id)
+        with self._lock:
+            if entry.s3 is None:
+                from botocore.config import Config
+
+                entry.s3 = self._boto_session().client(
+                    "s3",
+                    **entry.credentials,
+                    config=Config(signature_version="s3v4", retries={"mode": "standard", "max_attempts": 3}),
+                )
+            return entry.s3
+
+    def _entry(self, tenant_id: str) -> _CachedClient:
         self._follow_environment()
         cached = self._fresh(tenant_id)
         if cached is not None:
@@ -402,7 +426,7 @@ class TenantClients:
                 while len(self._clients) > self._max_tenants:
                     evicted, _ = self._clients.popitem(last=False)
                     self._tenant_locks.pop(evicted, None)
-            return entry.client
+            return entry
 
     def _follow_environment(self) -> None:
         environment = tuple(os.environ.get(name) for name in _ENVIRONMENT_SETTINGS)
@@ -417,13 +441,13 @@ class TenantClients:
             self._placement_table = self._explicit_placement_table
             self._session = self._explicit_session
 
-    def _fresh(self, tenant_id: str) -> DynamoDBClient | None:
+    def _fresh(self, tenant_id: str) -> _CachedClient | None:
         with self._lock:
             entry = self._clients.get(tenant_id)
             if entry is None or self._clock() >= entry.refresh_at:
                 return None
             self._clients.move_to_end(tenant_id)
-            return entry.client
+            return entry
 
     def _assume(self, tenant_id: str) -> _CachedClient:
         sts = self._sts_client()
@@ -434,18 +458,19 @@ class TenantClients:
             DurationSeconds=ASSUMED_ROLE_DURATION_SECONDS,
         )
         credentials = response["Credentials"]
+        keys = {
+            "aws_access_key_id": credentials["AccessKeyId"],
+            "aws_secret_access_key": credentials["SecretAccessKey"],
+            "aws_session_token": credentials["SessionToken"],
+        }
         from botocore.config import Config
 
         with self._lock:
             client = self._boto_session().client(
-                "dynamodb",
-                aws_access_key_id=credentials["AccessKeyId"],
-                aws_secret_access_key=credentials["SecretAccessKey"],
-                aws_session_token=credentials["SessionToken"],
-                config=Config(retries={"mode": "standard", "max_attempts": 3}),
+                "dynamodb", **keys, config=Config(retries={"mode": "standard", "max_attempts": 3})
             )
         refresh_at = credentials["Expiration"].timestamp() - self._refresh_margin
-        return _CachedClient(client, refresh_at)
+        return _CachedClient(client, refresh_at, keys)
 
     def _sts_client(self) -> Any:
         with self._lock:

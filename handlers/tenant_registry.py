@@ -45,6 +45,7 @@ class TenantRecord:
     tier: str
     isolation: str
     table: str
+    bucket: str
     api_key_value: str = field(repr=False)  # a secret: kept out of reprs and so out of logs
     suspended: bool
     throttle_rate: float
@@ -85,6 +86,7 @@ def parse_registry_item(item: Mapping[str, Any]) -> TenantRecord:
         tier=_string(item, RegistryField.TIER),
         isolation=_string(item, RegistryField.ISOLATION),
         table=_string(item, RegistryField.TABLE),
+        bucket=_string(item, RegistryField.BUCKET),
         api_key_value=_string(item, RegistryField.API_KEY_VALUE),
         suspended=_boolean(item, RegistryField.SUSPENDED),
         throttle_rate=float(_number_text(item, RegistryField.THROTTLE_RATE)),

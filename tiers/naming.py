@@ -8,11 +8,13 @@ makes, so the program checks them all before it declares anything.
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cached_property
+from typing import Final
 
 from blueprint import monitoring
 from handlers.contract import AUTHORIZER_FUNCTION, TENANT_API_FUNCTION
@@ -93,6 +95,34 @@ NAME_RULES: dict[NameKind, NameRule] = {
     NameKind.METRIC_ALARM: NameRule(1, 255),
 }
 
+# S3 bucket names are global across every AWS account, so a bucket name carries a digest of the
+# deployment (account, region, project, stack) after a readable label cut to this length: the silo
+# bucket of a 32-character tenant id then fits S3's 63 characters exactly (16 + 1 + 8 + 1 + 5 + 32).
+BUCKET_LABEL_MAX_LENGTH: Final = 16
+BUCKET_DIGEST_LENGTH: Final = 8
+_NOT_BUCKET_CHARACTERS: Final = re.compile(r"[^a-z0-9]+")
+
+
+@dataclass(frozen=True)
+class BucketNames:
+    """The stack's S3 bucket names in one account and region: ``<label>-<digest>-pooled`` and
+    ``<label>-<digest>-silo-<tenant id>``."""
+
+    prefix: str
+    """``<label>-<digest>-``: the readable stack prefix (lowercased, cut) and the deployment digest."""
+
+    @property
+    def pooled(self) -> str:
+        return f"{self.prefix}pooled"
+
+    @property
+    def silo_prefix(self) -> str:
+        """Silo bucket names are this prefix plus the tenant id (the IAM policy relies on it)."""
+        return f"{self.prefix}silo-"
+
+    def silo(self, tenant_id: str) -> str:
+        return f"{self.silo_prefix}{tenant_id}"
+
 
 @dataclass(frozen=True)
 class Naming:
@@ -122,6 +152,19 @@ class Naming:
 
     def silo_table(self, tenant_id: str) -> str:
         return f"{self.silo_table_prefix}{tenant_id}"
+
+    def buckets(self, account_id: str, region: str) -> BucketNames:
+        """Bucket names for this stack in ``account_id`` and ``region``.
+
+        Deterministic, so a redeploy, a preview and the local stack all find the same buckets; unique per
+        account, region, project and stack, so two deployments of this program never claim one name.
+        Only lowercase letters, digits and hyphens: no dots, so virtual-hosted HTTPS certificates match.
+        """
+        label = _NOT_BUCKET_CHARACTERS.sub("-", self.prefix.lower()).strip("-")
+        label = label[:BUCKET_LABEL_MAX_LENGTH].rstrip("-") or "tenant-tiers"
+        identity = f"{account_id}:{region}:{self.project}:{self.stack}"
+        digest = hashlib.sha256(identity.encode()).hexdigest()[:BUCKET_DIGEST_LENGTH]
+        return BucketNames(f"{label}-{digest}-")
 
     def api_key(self, tenant_id: str) -> str:
         return f"{self.prefix}-{tenant_id}"

@@ -6,7 +6,7 @@ from typing import Any
 
 from handlers.contract import RegistryField
 from tiers.model import Catalog, Isolation, Tenant
-from tiers.naming import Naming
+from tiers.naming import BucketNames, Naming
 
 
 def data_table(catalog: Catalog, tenant: Tenant, naming: Naming) -> str:
@@ -16,11 +16,19 @@ def data_table(catalog: Catalog, tenant: Tenant, naming: Naming) -> str:
     return naming.pooled_table
 
 
+def file_bucket(catalog: Catalog, tenant: Tenant, buckets: BucketNames) -> str:
+    """The S3 bucket holding ``tenant``'s files (always under its ``<tenant id>/`` prefix)."""
+    if catalog.tier_of(tenant).isolation is Isolation.SILO:
+        return buckets.silo(tenant.id)
+    return buckets.pooled
+
+
 def registry_item(
     catalog: Catalog,
     tenant: Tenant,
     naming: Naming,
     *,
+    buckets: BucketNames,
     api_key_id: str,
     api_key_value: str,
 ) -> dict[str, dict[str, Any]]:
@@ -32,6 +40,7 @@ def registry_item(
         RegistryField.TIER: {"S": tier.name},
         RegistryField.ISOLATION: {"S": tier.isolation.value},
         RegistryField.TABLE: {"S": data_table(catalog, tenant, naming)},
+        RegistryField.BUCKET: {"S": file_bucket(catalog, tenant, buckets)},
         RegistryField.API_KEY_ID: {"S": api_key_id},
         RegistryField.API_KEY_VALUE: {"S": api_key_value},
         RegistryField.SUSPENDED: {"BOOL": tenant.suspended},

@@ -36,6 +36,7 @@ USER_POOL_ID = f"{AWS_REGION}_TestPool1"
 ISSUER = f"https://cognito-idp.{AWS_REGION}.amazonaws.com/{USER_POOL_ID}"
 APP_CLIENT_ID = "4example0app0client0id0123"
 TEST_NAMING = Naming("tenant-tiers", "test")
+TEST_BUCKETS = TEST_NAMING.buckets(AWS_ACCOUNT, AWS_REGION)
 
 # A catalog covering what the authorizer distinguishes: silo and pooled, a fractional
 # rate and a quota offset, a suspended tenant.
@@ -233,6 +234,7 @@ class RegistryTable:
             catalog,
             tenant,
             TEST_NAMING,
+            buckets=TEST_BUCKETS,
             api_key_id=f"key-id-{tenant.id}",
             api_key_value=api_key_value(tenant.id),
         )

@@ -31,6 +31,7 @@ from tiers.naming import Naming
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's default account: assumed-role credentials map back to it
 NAMING = Naming("tenant-tiers", "test")
+BUCKETS = NAMING.buckets(ACCOUNT, REGION)
 DATA_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/{NAMING.prefix}-tenant-data"
 EVENTS = Path(__file__).parent / "events"
 # Reused by tests that register no event hooks: a session keeps service models loaded, and loading them
@@ -45,7 +46,11 @@ def table_arn(table: str) -> str:
 def data_policy() -> dict[str, Any]:
     """The data role's policy, exactly as the program renders it for this stack."""
     return tenant_data_policy(
-        table_arn(NAMING.pooled_table), NAMING.silo_table_prefix, table_arn(NAMING.placement_table)
+        table_arn(NAMING.pooled_table),
+        NAMING.silo_table_prefix,
+        table_arn(NAMING.placement_table),
+        BUCKETS.pooled,
+        BUCKETS.silo_prefix,
     )
 
 
@@ -64,6 +69,10 @@ class TenantSpec:
     def table(self) -> str:
         return NAMING.silo_table(self.tenant_id) if self.isolation == "silo" else NAMING.pooled_table
 
+    @property
+    def bucket(self) -> str:
+        return BUCKETS.silo(self.tenant_id) if self.isolation == "silo" else BUCKETS.pooled
+
     def authorizer_context(self) -> dict[str, Any]:
         return {
             "principalId": f"user-of-{self.tenant_id}",
@@ -71,6 +80,7 @@ class TenantSpec:
             ContextKey.TIER: self.tier,
             ContextKey.ISOLATION: self.isolation,
             ContextKey.TABLE: self.table,
+            ContextKey.BUCKET: self.bucket,
             ContextKey.THROTTLE_RATE: self.throttle_rate,
             ContextKey.THROTTLE_BURST: self.throttle_burst,
             ContextKey.QUOTA_LIMIT: self.quota_limit,
@@ -83,6 +93,12 @@ class TenantSpec:
 ACME = TenantSpec("acme")
 ACME_CORP = TenantSpec("acme-corp")
 GLOBEX = TenantSpec("globex", isolation="silo", tier="premium", throttle_rate="200", throttle_burst="400")
+# Files: pooled tenants whose ids prefix one another ("a" of "acme" of "acme-corp"), and silo tenants
+# whose ids do too, so any prefix match in a key or a bucket name would show.
+A = TenantSpec("a")
+ACME_SILO = TenantSpec("acme-silo", isolation="silo", tier="premium")
+ACME_SILO_TWO = TenantSpec("acme-silo-two", isolation="silo", tier="premium")
+FILE_TENANTS = (A, ACME, ACME_CORP, GLOBEX, ACME_SILO, ACME_SILO_TWO)
 
 
 def load_event(name: str) -> dict[str, Any]:
@@ -95,6 +111,7 @@ def api_event(
     tenant: TenantSpec,
     *,
     item_id: str | None = None,
+    file_name: str | None = None,
     body: str | None = None,
     base64_body: bool = False,
     query: dict[str, str] | None = None,
@@ -108,6 +125,10 @@ def api_event(
         event["path"] = event["resource"].replace("{id}", item_id)
         event["requestContext"]["path"] = "/dev" + event["path"]
         event["pathParameters"] = {"id": item_id}
+    if file_name is not None:
+        event["path"] = event["resource"].replace("{name}", file_name)
+        event["requestContext"]["path"] = "/dev" + event["path"]
+        event["pathParameters"] = {"name": file_name}
     if body is not None:
         event["body"] = base64.b64encode(body.encode()).decode() if base64_body else body
         event["isBase64Encoded"] = base64_body
@@ -141,6 +162,28 @@ class Answer:
         return cls(int(response["statusCode"]), headers, json.loads(raw) if raw else None)
 
 
+@dataclass(frozen=True)
+class RawAnswer:
+    """A proxy response whose body may be bytes (base64 on the wire)."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    @classmethod
+    def of(cls, response: dict[str, Any]) -> RawAnswer:
+        raw = response.get("body") or ""
+        body = base64.b64decode(raw) if response.get("isBase64Encoded") else raw.encode()
+        headers = dict(response.get("headers") or {})
+        headers.update(
+            {name: values[-1] for name, values in (response.get("multiValueHeaders") or {}).items()}
+        )
+        return cls(int(response["statusCode"]), headers, body)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
 @dataclass
 class TenantApi:
     """The tenant API's lambda_handler wired to moto tables and STS, called like API Gateway would."""
@@ -171,6 +214,48 @@ class TenantApi:
 
     def list_page(self, tenant: TenantSpec, **query: str) -> Answer:
         return self.send("list_items", tenant, query=query)
+
+    def put_file(
+        self, tenant: TenantSpec, name: str, content: bytes, content_type: str | None = None
+    ) -> Answer:
+        event = api_event("put_file", tenant, file_name=name)
+        event["body"] = base64.b64encode(content).decode()
+        event["isBase64Encoded"] = True
+        headers = {key: value for key, value in event["headers"].items() if key.lower() != "content-type"}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        event["headers"] = headers
+        event["multiValueHeaders"] = {key: [value] for key, value in headers.items()}
+        return self.call(event)
+
+    def get_file(self, tenant: TenantSpec, name: str) -> RawAnswer:
+        return RawAnswer.of(self.raw_call(api_event("get_file", tenant, file_name=name)))
+
+    def delete_file(self, tenant: TenantSpec, name: str) -> Answer:
+        return self.send("delete_file", tenant, file_name=name)
+
+    def upload_url(self, tenant: TenantSpec, name: str, request: Any) -> Answer:
+        return self.send("upload_url", tenant, file_name=name, body=json.dumps(request))
+
+    def download_url(self, tenant: TenantSpec, name: str) -> Answer:
+        return self.send("download_url", tenant, file_name=name)
+
+    def list_files(self, tenant: TenantSpec, limit: int = 2) -> list[dict[str, Any]]:
+        """Every file of ``tenant``, following ``next`` through all pages."""
+        files: list[dict[str, Any]] = []
+        query = {"limit": str(limit)}
+        while True:
+            answer = self.send("list_files", tenant, query=query)
+            assert answer.status == 200, answer
+            files.extend(answer.body["files"])
+            if answer.body["next"] is None:
+                return files
+            query = {"limit": str(limit), "next": answer.body["next"]}
+
+    def raw_call(self, event: dict[str, Any]) -> dict[str, Any]:
+        self.requests += 1
+        response: dict[str, Any] = tenant_api.lambda_handler(event, LambdaContextStub())  # type: ignore[arg-type]
+        return response
 
     def list_all(self, tenant: TenantSpec, limit: int = 2) -> list[dict[str, Any]]:
         """Every item of ``tenant``, following ``next`` through all pages."""
@@ -209,6 +294,20 @@ def create_placement_table(client: Any) -> None:
         AttributeDefinitions=[{"AttributeName": PLACEMENT_PARTITION_KEY, "AttributeType": "S"}],
         BillingMode="PAY_PER_REQUEST",
     )
+
+
+def create_bucket(name: str, client: Any) -> None:
+    """A versioned bucket, as the program declares it (the protections are tested on the program)."""
+    client.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": REGION})
+    client.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+
+
+def bucket_keys(name: str, client: Any) -> list[str]:
+    """Every object key of a bucket (the test looks with full rights)."""
+    keys: list[str] = []
+    for page in client.get_paginator("list_objects_v2").paginate(Bucket=name):
+        keys.extend(entry["Key"] for entry in page.get("Contents", []))
+    return keys
 
 
 def table_contents(name: str, client: Any) -> list[dict[str, Any]]:
@@ -264,6 +363,9 @@ def start_tenant_api(session: Any = None) -> TenantApi:
     for table in sorted({ACME.table, ACME_CORP.table, GLOBEX.table}):
         create_data_table(table, admin)
     create_placement_table(admin)
+    s3 = session.client("s3")
+    for bucket in sorted({tenant.bucket for tenant in FILE_TENANTS}):
+        create_bucket(bucket, s3)
     return TenantApi(
         clients=TenantClients(role_arn=DATA_ROLE_ARN, session=session), session=session, admin=admin
     )

@@ -17,6 +17,7 @@ from tests.handlers.conftest import (
     APP_CLIENT_ID,
     DENY,
     ISSUER,
+    TEST_BUCKETS,
     TEST_CATALOG,
     TEST_NAMING,
     UNAUTHORIZED,
@@ -32,7 +33,7 @@ from tests.handlers.conftest import (
     outcome,
     settings_for,
 )
-from tiers.registry import data_table
+from tiers.registry import data_table, file_bucket
 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -111,6 +112,7 @@ def test_allow_carries_key_context_and_a_policy_for_every_route(
         ContextKey.TIER: tier.name,
         ContextKey.ISOLATION: tier.isolation.value,
         ContextKey.TABLE: data_table(TEST_CATALOG, tenant, TEST_NAMING),
+        ContextKey.BUCKET: file_bucket(TEST_CATALOG, tenant, TEST_BUCKETS),
         ContextKey.THROTTLE_RATE: format(tier.throttle.rate, "g"),
         ContextKey.THROTTLE_BURST: str(tier.throttle.burst),
         ContextKey.QUOTA_LIMIT: str(tier.quota.limit),

@@ -22,6 +22,7 @@ from tests.handlers.conftest import (
     ALLOW,
     APP_CLIENT_ID,
     ISSUER,
+    TEST_BUCKETS,
     TEST_CATALOG,
     TEST_NAMING,
     UNAUTHORIZED,
@@ -185,7 +186,12 @@ def test_through_the_authorizer_an_outage_is_401_and_is_not_remembered(
 
 def valid_item() -> dict[str, Any]:
     return registry_item(
-        TEST_CATALOG, TEST_CATALOG.tenants["globex"], TEST_NAMING, api_key_id="id", api_key_value="v" * 30
+        TEST_CATALOG,
+        TEST_CATALOG.tenants["globex"],
+        TEST_NAMING,
+        buckets=TEST_BUCKETS,
+        api_key_id="id",
+        api_key_value="v" * 30,
     )
 
 
