@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
-from handlers.contract import ROUTES, ContextKey
+from handlers.contract import ROUTES, TENANT_ID_INVOKE_HEADER, ContextKey
 
 OpenApiDocument = dict[str, Any]
 
@@ -38,7 +38,11 @@ API_KEY_SCHEME: Final = "api_key"
 API_KEY_HEADER: Final = "x-api-key"
 API_KEY_SOURCE: Final = "AUTHORIZER"
 
-TENANT_ID_HEADER: Final = "X-Amz-Tenant-Id"
+BINARY_MEDIA_TYPES: Final = ("*/*",)
+"""Every body reaches the tenant API base64-encoded and its answers go back as sent: files are bytes,
+and API Gateway would otherwise pass a binary body through as (mangled) UTF-8 text."""
+
+TENANT_ID_HEADER: Final = TENANT_ID_INVOKE_HEADER
 """The header Lambda tenant isolation mode takes the invocation's tenant from."""
 TENANT_ID_MAPPING: Final = {
     f"integration.request.header.{TENANT_ID_HEADER}": f"context.authorizer.{ContextKey.TENANT_ID}"
@@ -50,6 +54,7 @@ OPERATION_METHODS: Final = frozenset({"get", "put", "post", "delete", "options",
 
 EXTENSION_API_KEY_SOURCE: Final = "x-amazon-apigateway-api-key-source"
 EXTENSION_AUTHORIZER: Final = "x-amazon-apigateway-authorizer"
+EXTENSION_BINARY_MEDIA_TYPES: Final = "x-amazon-apigateway-binary-media-types"
 EXTENSION_AUTHTYPE: Final = "x-amazon-apigateway-authtype"
 EXTENSION_INTEGRATION: Final = "x-amazon-apigateway-integration"
 
@@ -99,6 +104,7 @@ def rest_api_document(
         "openapi": OPENAPI_VERSION,
         "info": {"title": title, "version": API_VERSION},
         EXTENSION_API_KEY_SOURCE: API_KEY_SOURCE,
+        EXTENSION_BINARY_MEDIA_TYPES: list(BINARY_MEDIA_TYPES),
         "paths": paths,
         "components": {
             "securitySchemes": {

@@ -12,6 +12,7 @@ from typing import TypeVar
 import pulumi
 
 from blueprint.defaults import DEFAULT_AUTHORIZER_CACHE_TTL_SECONDS, MAX_AUTHORIZER_CACHE_TTL_SECONDS
+from tiers.bucket_rules import DEFAULT_BUCKET_QUOTA
 from tiers.loader import MAX_TENANTS
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -45,6 +46,8 @@ class ConfigKey(StrEnum):
     LOG_RETENTION_DAYS = "logRetentionDays"
     DYNAMODB_TABLE_QUOTA = "dynamodbTableQuota"
     API_KEY_QUOTA = "apiKeyQuota"
+    LAMBDA_TENANT_ISOLATION = "lambdaTenantIsolation"
+    S3_BUCKET_QUOTA = "s3BucketQuota"
 
     @property
     def qualified(self) -> str:
@@ -64,6 +67,9 @@ class Settings:
     """DynamoDB tables this stack may create in its account and region."""
     api_key_quota: int = MAX_API_KEYS
     """API keys (one per tenant) this stack may create in its account and region."""
+    lambda_tenant_isolation: bool = False
+    """Run the tenant API in Lambda tenant isolation mode (README: why off by default)."""
+    s3_bucket_quota: int = DEFAULT_BUCKET_QUOTA
 
     @property
     def python_version(self) -> str:
@@ -154,6 +160,18 @@ def load_settings(stack: str, config: pulumi.Config | None = None) -> Settings:
             _int_in_range(1, MAX_API_KEYS),
             f"a whole number of API keys from 1 to {MAX_API_KEYS:,} (AWS's fixed limit per account and "
             "region) minus the keys other stacks keep there",
+        ),
+        lambda_tenant_isolation=read(
+            ConfigKey.LAMBDA_TENANT_ISOLATION,
+            defaults.lambda_tenant_isolation,
+            _bool,
+            "true or false (changing it replaces the tenant API function)",
+        ),
+        s3_bucket_quota=read(
+            ConfigKey.S3_BUCKET_QUOTA,
+            defaults.s3_bucket_quota,
+            _int_in_range(1, 1_000_000),
+            "a whole number of S3 buckets from 1 to 1000000",
         ),
     )
     if problems:

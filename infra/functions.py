@@ -17,10 +17,11 @@ from handlers.contract import (
     METRICS_NAMESPACE,
     TENANT_API_FUNCTION,
     TENANT_API_HANDLER,
+    TENANT_ISOLATION_MODE,
     Env,
 )
 from infra.config import Architecture
-from tiers.naming import Naming
+from tiers.naming import BucketNames, Naming
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,9 @@ class FunctionsArgs:
     pooled_table_arn: pulumi.Input[str]
     placement_table_name: pulumi.Input[str]
     placement_table_arn: pulumi.Input[str]
+    buckets: pulumi.Output[BucketNames]
+    tenant_isolation: bool
+    """Lambda tenant isolation mode for the tenant API (set only at creation: a change replaces it)."""
     token_issuer: pulumi.Input[str]
     jwks_url: pulumi.Input[str]
     app_client_id: pulumi.Input[str]
@@ -76,11 +80,19 @@ class Functions(pulumi.ComponentResource):
             f"{name}-tenant-data-policy",
             role=self.tenant_data_role.id,
             policy=render_policy(
-                lambda pooled_arn, placement_arn: policies.tenant_data_policy(
-                    pooled_arn, args.naming.silo_table_prefix, placement_arn
+                lambda pooled_arn, placement_arn, pooled_bucket, silo_bucket_prefix: (
+                    policies.tenant_data_policy(
+                        pooled_arn,
+                        args.naming.silo_table_prefix,
+                        placement_arn,
+                        pooled_bucket,
+                        silo_bucket_prefix,
+                    )
                 ),
                 args.pooled_table_arn,
                 args.placement_table_arn,
+                args.buckets.apply(lambda buckets: buckets.pooled),
+                args.buckets.apply(lambda buckets: buckets.silo_prefix),
             ),
             opts=child,
         )
@@ -114,13 +126,21 @@ class Functions(pulumi.ComponentResource):
             timeout=10,
             depends_on=[authorizer_access],
         )
+        tenant_api_environment = dict(environment)
+        if args.tenant_isolation:
+            tenant_api_environment[Env.TENANT_ISOLATION] = TENANT_ISOLATION_MODE
         self.tenant_api = self._function(
             TENANT_API_FUNCTION,
             role=tenant_api_role,
             handler=TENANT_API_HANDLER,
-            environment=environment,
+            environment=tenant_api_environment,
             timeout=TENANT_API_TIMEOUT_SECONDS,
             depends_on=[tenant_api_access, data_policy],
+            tenancy=(
+                aws.lambda_.FunctionTenancyConfigArgs(tenant_isolation_mode=TENANT_ISOLATION_MODE)
+                if args.tenant_isolation
+                else None
+            ),
         )
         self.register_outputs(
             {
@@ -146,6 +166,7 @@ class Functions(pulumi.ComponentResource):
         environment: dict[str, pulumi.Input[str]],
         timeout: int,
         depends_on: list[pulumi.Resource],
+        tenancy: aws.lambda_.FunctionTenancyConfigArgs | None = None,
     ) -> aws.lambda_.Function:
         args = self._args
         # An explicit function name lets the program own its log group (retention, least-privilege logging).
@@ -173,5 +194,10 @@ class Functions(pulumi.ComponentResource):
             memory_size=512,
             timeout=timeout,
             environment=aws.lambda_.FunctionEnvironmentArgs(variables=variables),
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[log_group, logging, *depends_on]),
+            tenancy_config=tenancy,
+            # The tenancy config is set only at creation: changing it replaces the function, and its fixed
+            # name means the old one must go first.
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[log_group, logging, *depends_on], delete_before_replace=True
+            ),
         )

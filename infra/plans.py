@@ -22,7 +22,7 @@ import pulumi_aws as aws
 
 from handlers.contract import REGISTRY_PARTITION_KEY
 from tiers.model import Catalog, Tenant, Tier
-from tiers.naming import Naming
+from tiers.naming import BucketNames, Naming
 from tiers.registry import registry_item
 
 
@@ -34,6 +34,7 @@ class PlansArgs:
     stage_name: pulumi.Input[str]
     """The deployed stage's name (an output, so plans are bound only once the stage exists)."""
     registry_table_name: pulumi.Input[str]
+    buckets: pulumi.Output[BucketNames]
 
 
 class Plans(pulumi.ComponentResource):
@@ -95,10 +96,17 @@ class Plans(pulumi.ComponentResource):
             ),
         )
         # The item carries the key value: a secret, whatever the value's own marking.
-        item: pulumi.Output[str] = pulumi.Output.all(api_key.id, api_key.value).apply(
+        item: pulumi.Output[str] = pulumi.Output.all(api_key.id, api_key.value, args.buckets).apply(
             lambda key: pulumi.Output.secret(
                 json.dumps(
-                    registry_item(args.catalog, tenant, args.naming, api_key_id=key[0], api_key_value=key[1])
+                    registry_item(
+                        args.catalog,
+                        tenant,
+                        args.naming,
+                        buckets=key[2],
+                        api_key_id=key[0],
+                        api_key_value=key[1],
+                    )
                 )
             )
         )

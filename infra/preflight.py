@@ -14,6 +14,7 @@ import pulumi
 
 from infra.config import MAX_API_KEYS, ConfigKey, Settings
 from infra.rates import DEPLOY_PARALLELISM, MANAGEMENT_BURST, MIN_MAX_RETRIES, exceeds_burst
+from tiers.bucket_rules import bucket_problems
 from tiers.model import Catalog
 from tiers.naming import NAME_RULES, NameKind, Naming
 from tiers.plan import CALLS_PER_NEW_TENANT
@@ -34,6 +35,7 @@ def preflight_problems(
         *quota_problems(settings, catalog, names),
         *invalid_name_problems(naming, names),
         *retry_problems(catalog, aws_config),
+        *bucket_problems(catalog, naming, settings.s3_bucket_quota, ConfigKey.S3_BUCKET_QUOTA.qualified),
     ]
 
 

@@ -10,6 +10,7 @@ import gc
 from typing import Any
 
 import pulumi
+import pulumi_aws as aws
 
 from infra.api import Api, ApiArgs
 from infra.bundle import BundleError, BundleSpec, build_bundle
@@ -21,9 +22,9 @@ from infra.plans import Plans, PlansArgs
 from infra.preflight import preflight_problems
 from infra.storage import Storage, StorageArgs
 from tiers.loader import CatalogError, load_catalog
-from tiers.model import Catalog
-from tiers.naming import Naming
-from tiers.registry import data_table
+from tiers.model import Catalog, Tenant
+from tiers.naming import BucketNames, Naming
+from tiers.registry import data_table, file_bucket
 
 
 def main() -> None:
@@ -62,14 +63,27 @@ def stop_cyclic_collection() -> None:
     gc.disable()
 
 
+def deployment_buckets(naming: Naming) -> pulumi.Output[BucketNames]:
+    """The stack's bucket names in the account and region the provider deploys to."""
+    account = aws.get_caller_identity_output().account_id
+    region = aws.get_region_output().region
+    return pulumi.Output.all(account, region).apply(lambda found: naming.buckets(found[0], found[1]))
+
+
+def _file_bucket(catalog: Catalog, tenant: Tenant, buckets: pulumi.Output[BucketNames]) -> pulumi.Output[str]:
+    return buckets.apply(lambda names: file_bucket(catalog, tenant, names))
+
+
 def deploy(settings: Settings, catalog: Catalog, naming: Naming, code: pulumi.Archive) -> dict[str, Any]:
     """Declare every resource of the stack; returns the stack outputs (none of them secret)."""
     identity = Identity("identity", IdentityArgs(naming=naming))
+    buckets = deployment_buckets(naming)
     storage = Storage(
         "storage",
         StorageArgs(
             naming=naming,
             silo_tenant_ids=[tenant.id for tenant in catalog.tenants.values() if catalog.is_silo(tenant)],
+            buckets=buckets,
         ),
     )
     functions = Functions(
@@ -85,6 +99,8 @@ def deploy(settings: Settings, catalog: Catalog, naming: Naming, code: pulumi.Ar
             pooled_table_arn=storage.pooled_table.arn,
             placement_table_name=storage.placement_table.name,
             placement_table_arn=storage.placement_table.arn,
+            buckets=buckets,
+            tenant_isolation=settings.lambda_tenant_isolation,
             token_issuer=identity.issuer,
             jwks_url=identity.jwks_url,
             app_client_id=identity.app_client.id,
@@ -100,6 +116,7 @@ def deploy(settings: Settings, catalog: Catalog, naming: Naming, code: pulumi.Ar
             manage_api_gateway_account=settings.manage_api_gateway_account,
             authorizer=functions.authorizer,
             tenant_api=functions.tenant_api,
+            tenant_isolation=settings.lambda_tenant_isolation,
         ),
     )
     monitoring = Monitoring(
@@ -113,6 +130,7 @@ def deploy(settings: Settings, catalog: Catalog, naming: Naming, code: pulumi.Ar
             rest_api_id=api.rest_api.id,
             stage_name=api.stage.stage_name,
             registry_table_name=storage.registry_table.name,
+            buckets=buckets,
         ),
     )
     return {
@@ -130,6 +148,7 @@ def deploy(settings: Settings, catalog: Catalog, naming: Naming, code: pulumi.Ar
             tenant.id: {
                 "apiKeyId": plans.api_keys[tenant.id].id,
                 "table": data_table(catalog, tenant, naming),
+                "bucket": _file_bucket(catalog, tenant, buckets),
                 "tier": tenant.tier,
             }
             for tenant in catalog.tenants.values()

@@ -33,12 +33,19 @@ from infra.program import main
 from infra.rates import MIN_MAX_RETRIES
 
 PROJECT = "tenant-tiers"
+GET_CALLER_IDENTITY = "aws:index/getCallerIdentity:getCallerIdentity"
+GET_REGION = "aws:index/getRegion:getRegion"
 ACCOUNT = "123456789012"
 REGION = "us-east-1"
 
 ACCOUNT_SETTINGS = "aws:apigateway/account:Account"
 API_KEY = "aws:apigateway/apiKey:ApiKey"
 AUTHORIZER = "aws:apigateway/authorizer:Authorizer"
+BUCKET = "aws:s3/bucket:Bucket"
+BUCKET_ENCRYPTION = "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
+BUCKET_POLICY = "aws:s3/bucketPolicy:BucketPolicy"
+BUCKET_PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+BUCKET_VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
 DEPLOYMENT = "aws:apigateway/deployment:Deployment"
 FUNCTION = "aws:lambda/function:Function"
 INTEGRATION = "aws:apigateway/integration:Integration"
@@ -150,6 +157,9 @@ class ProgramMocks(pulumi.runtime.Mocks):
             state["arn"] = f"arn:aws:cognito-idp:{REGION}:{ACCOUNT}:userpool/{resource_id}"
         elif args.typ == USER_POOL_CLIENT:
             resource_id = _token(args.name, 26)
+        elif args.typ == BUCKET:
+            resource_id = args.inputs["bucket"]
+            state["arn"] = f"arn:aws:s3:::{resource_id}"
         elif args.typ == FUNCTION:
             state["invokeArn"] = (
                 f"arn:aws:apigateway:{REGION}:lambda:path/2015-03-31/functions/{state['arn']}/invocations"
@@ -162,6 +172,10 @@ class ProgramMocks(pulumi.runtime.Mocks):
         return resource_id, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        if args.token == GET_CALLER_IDENTITY:
+            return {"accountId": ACCOUNT, "arn": f"arn:aws:iam::{ACCOUNT}:user/deployer", "id": ACCOUNT}, []
+        if args.token == GET_REGION:
+            return {"region": REGION, "name": REGION, "id": REGION}, []
         raise AssertionError(f"the program made an unexpected provider call: {args.token}")
 
 

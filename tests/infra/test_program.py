@@ -29,6 +29,7 @@ from infra.api import Api, ApiArgs
 from infra.config import PROJECT_ROOT
 from tests.infra.conftest import TENANTS, TIERS, write_tier_file
 from tests.infra.harness import (
+    ACCOUNT,
     ACCOUNT_SETTINGS,
     API_KEY,
     AUTHORIZER,
@@ -37,6 +38,7 @@ from tests.infra.harness import (
     INTEGRATION,
     METHOD,
     PERMISSION,
+    REGION,
     RESOURCE,
     REST_API,
     ROLE,
@@ -56,6 +58,7 @@ from tiers.naming import Naming
 from tiers.registry import registry_item
 
 NAMING = Naming(project="tenant-tiers", stack="test")
+BUCKETS = NAMING.buckets(ACCOUNT, REGION)
 
 
 @pytest.fixture(scope="module")
@@ -188,11 +191,11 @@ def test_the_registry_holds_one_secret_item_per_tenant(run: ProgramRun, tiers_pa
         assert item.inputs["hashKey"] == REGISTRY_PARTITION_KEY
         assert "item" in item.secret_inputs, "the item carries the key value: it must be a secret"
         assert json.loads(item.inputs["item"]) == registry_item(
-            catalog, tenant, NAMING, api_key_id=key.id, api_key_value=key.outputs["value"]
+            catalog, tenant, NAMING, buckets=BUCKETS, api_key_id=key.id, api_key_value=key.outputs["value"]
         )
 
 
-def test_at_most_three_resources_per_pooled_tenant_and_four_per_silo_tenant(
+def test_at_most_three_resources_per_pooled_tenant_and_nine_per_silo_tenant(
     tier_file: Any,
 ) -> None:
     # GIVEN the same file with and without one more pooled and one more silo tenant
@@ -207,7 +210,8 @@ def test_at_most_three_resources_per_pooled_tenant_and_four_per_silo_tenant(
             name="grown.yaml",
         )
     )
-    # THEN the two tenants cost 3 + 4 resources, all named after their tenant id
+    # THEN the two tenants cost 3 + 9 resources (a silo tenant: table, bucket and its four settings), all
+    # named after their tenant id
     added = {resource.name for resource in grown.resources} - {resource.name for resource in base.resources}
     assert added == {
         "tenants-key-newco",
@@ -217,8 +221,13 @@ def test_at_most_three_resources_per_pooled_tenant_and_four_per_silo_tenant(
         "tenants-plan-key-bigco",
         "tenants-registry-bigco",
         "storage-silo-bigco",
+        "storage-silo-bucket-bigco",
+        "storage-silo-bucket-bigco-public-access",
+        "storage-silo-bucket-bigco-encryption",
+        "storage-silo-bucket-bigco-versioning",
+        "storage-silo-bucket-bigco-tls-only",
     }
-    assert len(grown.resources) == len(base.resources) + 7
+    assert len(grown.resources) == len(base.resources) + 12
 
 
 # --- API, authorizer, functions ---------------------------------------------------------------------
@@ -502,6 +511,8 @@ def test_tenant_data_role_reaches_only_the_callers_own_items(run: ProgramRun) ->
     resources = set()
     for statement in document["Statement"]:
         assert statement["Effect"] == "Allow"
+        if statement["Action"] == "s3:ListBucket" or "s3:GetObject" in statement["Action"]:
+            continue  # the files statements: judged against requests in tests/handlers/test_files_policy.py
         assert statement["Condition"] == {
             "ForAllValues:StringEquals": {"dynamodb:LeadingKeys": [TENANT_TAG_VARIABLE]},
             "Null": {"dynamodb:LeadingKeys": "false"},
@@ -569,6 +580,7 @@ def test_stack_outputs_name_every_plan_and_tenant_and_hold_no_secret(run: Progra
     assert outputs["tenants"]["acme"] == {
         "apiKeyId": run.named("tenants-key-acme").id,
         "table": NAMING.silo_table("acme"),
+        "bucket": BUCKETS.silo("acme"),
         "tier": "premium",
     }
     assert outputs["tenants"]["globex"]["table"] == NAMING.pooled_table
@@ -682,8 +694,8 @@ class InputsOnlyMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         return f"{args.name}_id", args.inputs
 
-    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], None]:
-        return {}, None
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict[str, Any], list[tuple[str, str]]]:
+        return {}, []
 
 
 @pytest.mark.parametrize("preview", [False, True])

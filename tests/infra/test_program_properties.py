@@ -14,6 +14,7 @@ from handlers.contract import TENANT_ID_PATTERN
 from tests.infra.conftest import TENANTS, TIERS, write_tier_file
 from tests.infra.harness import (
     API_KEY,
+    BUCKET,
     TABLE,
     TABLE_ITEM,
     USAGE_PLAN,
@@ -25,6 +26,23 @@ from tests.infra.harness import (
 PER_TENANT_PREFIXES = ("tenants-key-", "tenants-plan-key-", "tenants-registry-", "storage-silo-")
 PER_TIER_RESOURCES = 3
 """Its usage plan and its two alarms (5xx share, 429 share)."""
+# A silo tenant's bucket and its settings: storage-silo-bucket-<tenant id><suffix>.
+SILO_BUCKET_PREFIX = "storage-silo-bucket-"
+SILO_BUCKET_SUFFIXES = ("-public-access", "-encryption", "-versioning", "-tls-only", "")
+
+
+def owner_of(name: str, tenants: Any) -> str | None:
+    """The tenant a per-tenant resource belongs to, from its logical name alone."""
+    if name.startswith(SILO_BUCKET_PREFIX):
+        rest = name.removeprefix(SILO_BUCKET_PREFIX)
+        for suffix in SILO_BUCKET_SUFFIXES:
+            if rest.endswith(suffix) and rest.removesuffix(suffix) in tenants:
+                return rest.removesuffix(suffix)
+    for prefix in PER_TENANT_PREFIXES:
+        if name.startswith(prefix) and name.removeprefix(prefix) in tenants:
+            return name.removeprefix(prefix)
+    return None
+
 
 ids = st.from_regex(TENANT_ID_PATTERN, fullmatch=True).filter(lambda value: len(value) <= 12)
 
@@ -115,13 +133,21 @@ def test_program_invariants_hold_for_any_valid_catalog(
     assert {item.name for item in items} == {f"tenants-registry-{tenant_id}" for tenant_id in tenants}
     assert all("item" in item.secret_inputs for item in items)
 
-    # 3 resources per pooled tenant, 4 per silo tenant, each named after its tenant id only.
-    owners = Counter(
-        resource.name.removeprefix(prefix)
+    # Silo buckets exactly for silo tenants; every bucket and its settings protected and retained.
+    buckets = run.of_type(BUCKET)
+    assert {bucket.name for bucket in buckets} == {"storage-pooled-bucket"} | {
+        f"storage-silo-bucket-{tenant_id}" for tenant_id in silo
+    }
+    assert all(
+        resource.protect and resource.retain_on_delete
         for resource in run.resources
-        for prefix in PER_TENANT_PREFIXES
-        if resource.name.startswith(prefix) and resource.name.removeprefix(prefix) in tenants
+        if resource.name.startswith(("storage-pooled-bucket", SILO_BUCKET_PREFIX))
     )
+
+    # 3 resources per pooled tenant, 9 per silo tenant (table, bucket and its four settings), each named
+    # after its tenant id only.
+    owners = Counter(owner_of(resource.name, tenants) for resource in run.resources)
+    owners.pop(None, None)
     per_tenant = [resource for resource in run.resources if resource.name.startswith(PER_TENANT_PREFIXES)]
     assert sum(owners.values()) == len(per_tenant)
-    assert owners == {tenant_id: 4 if tenant_id in silo else 3 for tenant_id in tenants}
+    assert owners == {tenant_id: 9 if tenant_id in silo else 3 for tenant_id in tenants}
