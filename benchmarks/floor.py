@@ -44,6 +44,7 @@ from infra.bundle import BundleSpec, build_bundle
 from infra.config import Settings
 from infra.functions import render_policy
 from infra.monitoring import dashboard_bodies, metric_queries, rule_definition
+from tiers.naming import BucketNames, Naming
 
 DEFAULTS = Settings(tiers_file=Path())
 """The floor reads no stack config: it declares what the program declares with the default settings."""
@@ -117,6 +118,14 @@ def floor(tiers_file: Path, code_dir: Path, prefix: str) -> None:
             _table(
                 f"storage-silo-{tenant_id}", f"{prefix}-silo-{tenant_id}", DATA_PARTITION_KEY, DATA_SORT_KEY
             )
+    naming = Naming(pulumi.get_project(), pulumi.get_stack())
+    buckets = pulumi.Output.all(
+        aws.get_caller_identity_output().account_id, aws.get_region_output().region
+    ).apply(lambda found: naming.buckets(found[0], found[1]))
+    _bucket("storage-pooled-bucket", buckets.apply(lambda names: names.pooled))
+    for tenant_id, tenant in tenants.items():
+        if tenant["tier"] in silo_tiers:
+            _bucket(f"storage-silo-bucket-{tenant_id}", buckets.apply(functools.partial(_silo, tenant_id)))
 
     lambda_trust = json.dumps(policies.lambda_trust_policy())
     authorizer_role = aws.iam.Role("functions-authorizer-role", assume_role_policy=lambda_trust)
@@ -130,11 +139,13 @@ def floor(tiers_file: Path, code_dir: Path, prefix: str) -> None:
         "functions-tenant-data-policy",
         role=data_role.id,
         policy=render_policy(
-            lambda pooled_arn, placement_arn: policies.tenant_data_policy(
-                pooled_arn, f"{prefix}-silo-", placement_arn
+            lambda pooled_arn, placement_arn, pooled_bucket, silo_prefix: policies.tenant_data_policy(
+                pooled_arn, f"{prefix}-silo-", placement_arn, pooled_bucket, silo_prefix
             ),
             pooled_table.arn,
             placement_table.arn,
+            buckets.apply(lambda names: names.pooled),
+            buckets.apply(lambda names: names.silo_prefix),
         ),
     )
     authorizer_access = aws.iam.RolePolicy(
@@ -182,7 +193,9 @@ def floor(tiers_file: Path, code_dir: Path, prefix: str) -> None:
             memory_size=512,
             timeout=timeout,
             environment={"variables": {**environment, Env.SERVICE_NAME: function}},
-            opts=pulumi.ResourceOptions(depends_on=[log_group, logging, *depends_on]),
+            opts=pulumi.ResourceOptions(
+                depends_on=[log_group, logging, *depends_on], delete_before_replace=True
+            ),
         )
     authorizer_function, tenant_api = functions["authorizer"], functions["tenant-api"]
 
@@ -353,6 +366,9 @@ def floor(tiers_file: Path, code_dir: Path, prefix: str) -> None:
         )
         tier = tiers[tier_name]
         table = f"{prefix}-silo-{tenant_id}" if tier_name in silo_tiers else f"{prefix}-pooled"
+        bucket = buckets.apply(
+            functools.partial(_silo, tenant_id) if tier_name in silo_tiers else lambda names: names.pooled
+        )
         fields = {
             RegistryField.TENANT_ID: {"S": tenant_id},
             RegistryField.NAME: {"S": tenant["name"]},
@@ -368,7 +384,7 @@ def floor(tiers_file: Path, code_dir: Path, prefix: str) -> None:
             RegistryField.QUOTA_PERIOD: {"S": tier["quota"]["period"]},
             RegistryField.QUOTA_OFFSET: {"N": str(tier["quota"].get("offset", 0))},
         }
-        item: pulumi.Output[str] = pulumi.Output.all(api_key.id, api_key.value).apply(
+        item: pulumi.Output[str] = pulumi.Output.all(api_key.id, api_key.value, bucket).apply(
             functools.partial(_registry_item, fields, limits)
         )
         aws.dynamodb.TableItem(
@@ -378,7 +394,12 @@ def floor(tiers_file: Path, code_dir: Path, prefix: str) -> None:
             item=item,
             opts=pulumi.ResourceOptions(depends_on=[plan_key]),
         )
-        tenant_outputs[tenant_id] = {"apiKeyId": api_key.id, "table": table, "tier": tier_name}
+        tenant_outputs[tenant_id] = {
+            "apiKeyId": api_key.id,
+            "table": table,
+            "bucket": bucket,
+            "tier": tier_name,
+        }
 
     pulumi.export("apiUrl", stage.invoke_url)
     pulumi.export("userPoolId", user_pool.id)
@@ -397,11 +418,55 @@ def _registry_item(
 ) -> pulumi.Output[str]:
     item = {
         **fields,
+        RegistryField.BUCKET: {"S": key[2]},
         RegistryField.API_KEY_ID: {"S": key[0]},
         RegistryField.API_KEY_VALUE: {"S": key[1]},
         **limits,
     }
     return pulumi.Output.secret(json.dumps(item))
+
+
+def _silo(tenant_id: str, names: BucketNames) -> str:
+    return names.silo(tenant_id)
+
+
+def _bucket(logical_name: str, name: pulumi.Input[str]) -> None:
+    kept = pulumi.ResourceOptions(protect=True, retain_on_delete=True)
+    bucket = aws.s3.Bucket(logical_name, bucket=name, opts=kept)
+    public_access = aws.s3.BucketPublicAccessBlock(
+        f"{logical_name}-public-access",
+        bucket=bucket.id,
+        block_public_acls=True,
+        block_public_policy=True,
+        ignore_public_acls=True,
+        restrict_public_buckets=True,
+        opts=kept,
+    )
+    encryption = aws.s3.BucketServerSideEncryptionConfiguration(
+        f"{logical_name}-encryption",
+        bucket=bucket.id,
+        rules=[
+            {
+                "apply_server_side_encryption_by_default": {"sse_algorithm": "AES256"},
+                "blocked_encryption_types": ["SSE-C"],
+            }
+        ],
+        opts=pulumi.ResourceOptions(protect=True, retain_on_delete=True, depends_on=[public_access]),
+    )
+    versioning = aws.s3.BucketVersioning(
+        f"{logical_name}-versioning",
+        bucket=bucket.id,
+        versioning_configuration={"status": "Enabled"},
+        opts=pulumi.ResourceOptions(protect=True, retain_on_delete=True, depends_on=[encryption]),
+    )
+    aws.s3.BucketPolicy(
+        f"{logical_name}-tls-only",
+        bucket=bucket.id,
+        policy=bucket.bucket.apply(
+            lambda bucket_name: json.dumps(policies.tls_only_bucket_policy(bucket_name))
+        ),
+        opts=pulumi.ResourceOptions(protect=True, retain_on_delete=True, depends_on=[versioning]),
+    )
 
 
 def _table(logical_name: str, name: str, hash_key: str, range_key: str | None = None) -> aws.dynamodb.Table:

@@ -116,7 +116,7 @@ def deploy(settings: Settings, catalog: Catalog, naming: Naming, code: pulumi.Ar
             manage_api_gateway_account=settings.manage_api_gateway_account,
             authorizer=functions.authorizer,
             tenant_api=functions.tenant_api,
-            tenant_isolation=settings.lambda_tenant_isolation,
+            forward_tenant_id=settings.lambda_tenant_isolation,
         ),
     )
     monitoring = Monitoring(

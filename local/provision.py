@@ -24,6 +24,7 @@ from blueprint.policies import (
     tenant_api_policy,
     tenant_data_policy,
     tenant_data_trust_policy,
+    tls_only_bucket_policy,
 )
 from handlers.contract import (
     DATA_PARTITION_KEY,
@@ -35,8 +36,8 @@ from handlers.contract import (
 from local.limits import ApiKey
 from local.settings import DUMMY_CREDENTIALS, REGION
 from tiers.model import Catalog, Tenant, Tier
-from tiers.naming import Naming
-from tiers.registry import data_table, registry_item
+from tiers.naming import BucketNames, Naming
+from tiers.registry import data_table, file_bucket, registry_item
 
 # API Gateway takes key values of 20-128 characters; 30 random bytes make 40 URL-safe characters.
 API_KEY_BYTES = 30
@@ -70,6 +71,7 @@ class ProvisionedTenant:
     tenant: Tenant
     tier: Tier
     table: str
+    bucket: str
     api_key: ApiKey
     demo_user: DemoUser
 
@@ -82,6 +84,7 @@ class Provisioned:
     registry_table: str
     pooled_table: str
     placement_table: str
+    buckets: BucketNames
     tenant_data_role_arn: str
     tenant_api_role_arn: str
     tenants: dict[str, ProvisionedTenant]
@@ -126,7 +129,14 @@ def provision(catalog: Catalog, naming: Naming, clients: AwsClients) -> Provisio
         if catalog.is_silo(tenant):
             _create_table(dynamodb, naming.silo_table(tenant.id), [DATA_PARTITION_KEY, DATA_SORT_KEY])
 
-    api_role_arn, role_arn = _create_roles(clients.client("iam"), naming, pooled_arn, placement_arn)
+    buckets = naming.buckets(account_id, REGION)
+    s3 = clients.client("s3")
+    create_bucket(s3, buckets.pooled)
+    for tenant in catalog.tenants.values():
+        if catalog.is_silo(tenant):
+            create_bucket(s3, buckets.silo(tenant.id))
+
+    api_role_arn, role_arn = _create_roles(clients.client("iam"), naming, pooled_arn, placement_arn, buckets)
     user_pool_id, app_client_id = _create_user_pool(clients.client("cognito-idp"), naming)
     api_keys = _api_keys(catalog)
 
@@ -135,12 +145,13 @@ def provision(catalog: Catalog, naming: Naming, clients: AwsClients) -> Provisio
             tenant=tenant,
             tier=catalog.tier_of(tenant),
             table=data_table(catalog, tenant, naming),
+            bucket=file_bucket(catalog, tenant, buckets),
             api_key=api_keys[tenant.id],
             demo_user=new_demo_user(tenant.id),
         )
         for tenant in catalog.tenants.values()
     }
-    _write_registry(dynamodb, catalog, naming, tenants)
+    _write_registry(dynamodb, catalog, naming, buckets, tenants)
     return Provisioned(
         account_id=account_id,
         user_pool_id=user_pool_id,
@@ -148,6 +159,7 @@ def provision(catalog: Catalog, naming: Naming, clients: AwsClients) -> Provisio
         registry_table=naming.registry_table,
         pooled_table=naming.pooled_table,
         placement_table=naming.placement_table,
+        buckets=buckets,
         tenant_data_role_arn=role_arn,
         tenant_api_role_arn=api_role_arn,
         tenants=tenants,
@@ -167,8 +179,36 @@ def _create_table(dynamodb: Any, name: str, keys: Sequence[str]) -> str:
     return str(table["TableDescription"]["TableArn"])
 
 
+def create_bucket(s3: Any, name: str) -> None:
+    """A bucket with the program's settings: versioned, encrypted, public access blocked, TLS only.
+
+    The TLS-only policy is stored but not enforced: moto serves plain HTTP on 127.0.0.1.
+    """
+    create: dict[str, Any] = {"Bucket": name}
+    if REGION != "us-east-1":
+        create["CreateBucketConfiguration"] = {"LocationConstraint": REGION}
+    s3.create_bucket(**create)
+    s3.put_public_access_block(
+        Bucket=name,
+        PublicAccessBlockConfiguration={
+            "BlockPublicAcls": True,
+            "IgnorePublicAcls": True,
+            "BlockPublicPolicy": True,
+            "RestrictPublicBuckets": True,
+        },
+    )
+    s3.put_bucket_encryption(
+        Bucket=name,
+        ServerSideEncryptionConfiguration={
+            "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+        },
+    )
+    s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
+    s3.put_bucket_policy(Bucket=name, Policy=json.dumps(tls_only_bucket_policy(name)))
+
+
 def _create_roles(
-    iam: Any, naming: Naming, pooled_table_arn: str, placement_table_arn: str
+    iam: Any, naming: Naming, pooled_table_arn: str, placement_table_arn: str, buckets: BucketNames
 ) -> tuple[str, str]:
     """The tenant API's role and the tenant data role it assumes, with the program's policy documents.
 
@@ -193,7 +233,13 @@ def _create_roles(
         RoleName=data_role_name,
         PolicyName="tenant-own-items",
         PolicyDocument=json.dumps(
-            tenant_data_policy(pooled_table_arn, naming.silo_table_prefix, placement_table_arn)
+            tenant_data_policy(
+                pooled_table_arn,
+                naming.silo_table_prefix,
+                placement_table_arn,
+                buckets.pooled,
+                buckets.silo_prefix,
+            )
         ),
     )
     return str(api_role["Role"]["Arn"]), data_role_arn
@@ -237,13 +283,21 @@ def create_silo_table(dynamodb: Any, naming: Naming, tenant_id: str) -> None:
     _create_table(dynamodb, naming.silo_table(tenant_id), [DATA_PARTITION_KEY, DATA_SORT_KEY])
 
 
+def create_silo_bucket(s3: Any, buckets: BucketNames, tenant_id: str) -> None:
+    """The silo bucket of a tenant that becomes silo on a running stack; one kept from before stays."""
+    try:
+        create_bucket(s3, buckets.silo(tenant_id))
+    except s3.exceptions.BucketAlreadyOwnedByYou:
+        return
+
+
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
 
 def registry_items(
-    catalog: Catalog, naming: Naming, tenants: Mapping[str, ProvisionedTenant]
+    catalog: Catalog, naming: Naming, buckets: BucketNames, tenants: Mapping[str, ProvisionedTenant]
 ) -> dict[str, dict[str, Any]]:
     """Each tenant's registry item (DynamoDB JSON) by tenant id, as the program writes them."""
     return {
@@ -251,6 +305,7 @@ def registry_items(
             catalog,
             provisioned.tenant,
             naming,
+            buckets=buckets,
             api_key_id=provisioned.api_key.id,
             api_key_value=provisioned.api_key.value,
         )
@@ -259,9 +314,14 @@ def registry_items(
 
 
 def _write_registry(
-    dynamodb: Any, catalog: Catalog, naming: Naming, tenants: dict[str, ProvisionedTenant]
+    dynamodb: Any,
+    catalog: Catalog,
+    naming: Naming,
+    buckets: BucketNames,
+    tenants: dict[str, ProvisionedTenant],
 ) -> None:
-    write_registry(dynamodb, naming.registry_table, registry_items(catalog, naming, tenants).values(), [])
+    items = registry_items(catalog, naming, buckets, tenants).values()
+    write_registry(dynamodb, naming.registry_table, items, [])
 
 
 def write_registry(

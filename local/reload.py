@@ -35,6 +35,7 @@ from local.provision import (
     DemoUser,
     Provisioned,
     ProvisionedTenant,
+    create_silo_bucket,
     create_silo_table,
     new_api_key,
     new_demo_user,
@@ -54,7 +55,7 @@ from tiers.plan import (
     report,
     steps_lines,
 )
-from tiers.registry import data_table
+from tiers.registry import data_table, file_bucket
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,8 @@ class RunningStack:
     """The tier file, as messages name it."""
     former_demo_users: MutableMapping[str, DemoUser] = field(default_factory=dict)
     """Demo users of removed tenants: still in Cognito, so a tenant added again signs in as before."""
+    s3: Any = None
+    """For the silo buckets of tenants that become silo (None: buckets are left alone)."""
 
 
 def reload_stack(stack: RunningStack, new: Catalog, request: ReloadRequest) -> ReloadResult:
@@ -128,8 +131,9 @@ def reload_stack(stack: RunningStack, new: Catalog, request: ReloadRequest) -> R
     unpinned = _unpinned_moves(stack, new, result)
     tenants = _tenants(stack, new)
     naming = stack.names.naming
-    old_items = registry_items(old, naming, stack.provisioned.tenants)
-    new_items = registry_items(new, naming, tenants)
+    buckets = stack.provisioned.buckets
+    old_items = registry_items(old, naming, buckets, stack.provisioned.tenants)
+    new_items = registry_items(new, naming, buckets, tenants)
     changed = [item for tenant_id, item in new_items.items() if old_items.get(tenant_id) != item]
     removed = [tenant_id for tenant_id in old_items if tenant_id not in new_items]
     created = _create_silo_tables(stack, new)
@@ -251,6 +255,7 @@ def _tenants(stack: RunningStack, new: Catalog) -> dict[str, ProvisionedTenant]:
             tenant=tenant,
             tier=tier,
             table=data_table(new, tenant, naming),
+            bucket=file_bucket(new, tenant, stack.provisioned.buckets),
             api_key=before.api_key if before is not None else new_api_key(),
             demo_user=before.demo_user
             if before is not None
@@ -266,6 +271,9 @@ def _create_silo_tables(stack: RunningStack, new: Catalog) -> list[str]:
         for tenant_id in sorted(silo_tenants(new) - silo_tenants(stack.catalog)):
             create_silo_table(stack.dynamodb, naming, tenant_id)
             created.append(naming.silo_table(tenant_id))
+            if stack.s3 is not None:
+                # Like the program's, a silo bucket is never deleted by the stack: it stays on a rollback.
+                create_silo_bucket(stack.s3, stack.provisioned.buckets, tenant_id)
     except Exception:
         for table in created:
             stack.dynamodb.delete_table(TableName=table)

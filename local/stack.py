@@ -256,6 +256,7 @@ class LocalStack:
                 names=StackNames(project=PROJECT, stack=STACK, local_port=self.port),
                 source=str(self.options.tiers_file),
                 former_demo_users=self._former_demo_users,
+                s3=AwsClients(self.moto_endpoint).client("s3"),
             )
             result = reload_stack(running, load_catalog(self.options.tiers_file), request)
             if result.applied:
@@ -289,6 +290,7 @@ class LocalStack:
                     "tier": p.tier.name,
                     "isolation": p.tier.isolation.value,
                     "table": p.table,
+                    "bucket": p.bucket,
                     "suspended": p.tenant.suspended,
                     "demo_user": {"username": p.demo_user.username, "password": p.demo_user.password},
                 }
@@ -329,7 +331,8 @@ class LocalStack:
         lines = [
             f"tenant-tiers local stack from {self.options.tiers_file}",
             f"  API            {self.api_url}  (routes: GET /tenant, POST /counter, GET /items, "
-            "GET|PUT|DELETE /items/{id})",
+            "GET|PUT|DELETE /items/{id}, GET /files, GET|PUT|DELETE /files/{name}, "
+            "POST /files/{name}/upload-url, GET /files/{name}/download-url)",
             f"  AWS emulator   {self.moto_endpoint}  (moto; region {REGION}, dummy credentials; "
             "IAM enforced on tenant sessions)",
             f"  user pool      {p.user_pool_id}",
