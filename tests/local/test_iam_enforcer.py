@@ -133,7 +133,13 @@ def harness(monkeypatch: pytest.MonkeyPatch) -> Iterator[Harness]:
             RoleName="unit-tenant-data",
             PolicyName="own-items",
             PolicyDocument=json.dumps(
-                tenant_data_policy(POOLED_ARN, "unit-silo-", POOLED_ARN.replace(POOLED, "unit-placement"))
+                tenant_data_policy(
+                    POOLED_ARN,
+                    "unit-silo-",
+                    POOLED_ARN.replace(POOLED, "unit-placement"),
+                    "unit-pooled-bucket",
+                    "unit-silo-bucket-",
+                )
             ),
         )
         boto3.client("dynamodb", region_name=REGION).create_table(
