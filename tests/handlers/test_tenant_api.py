@@ -605,8 +605,14 @@ def test_metric_dimension_sets_are_bounded_by_tiers_times_routes_not_tenants(
         api.list_page(tenant)
         api.count(tenant)
         api.delete(tenant, "item-1")
+        api.put_file(tenant, "file-1", b"x")
+        api.get_file(tenant, "file-1")
+        api.list_files(tenant)
+        api.upload_url(tenant, "file-2", {"size": 1})
+        api.download_url(tenant, "file-1")
+        api.delete_file(tenant, "file-1")
     records = metric_records(capsys.readouterr().out)
-    assert len(records) == 2 * 1000 + 5 * 6
+    assert len(records) == 2 * 1000 + 11 * 6
 
     # THEN every record has the same dimension names: tier, route (and powertools' service)
     directives = {json.dumps(r["_aws"]["CloudWatchMetrics"][0]["Dimensions"]) for r in records}
