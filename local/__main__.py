@@ -55,6 +55,12 @@ def _parser() -> argparse.ArgumentParser:
         help="authorizer result cache TTL (default: the program's authorizerCacheTtlSeconds; 0 disables)",
     )
     up.add_argument("--quiet", action="store_true", help="no access log line per request")
+    up.add_argument(
+        "--lambda-tenant-isolation",
+        action="store_true",
+        help="run each tenant's requests in its own tenant API instance, as Lambda's tenant isolation mode "
+        "does (the stack setting tenant-tiers:lambdaTenantIsolation)",
+    )
 
     token = commands.add_parser("token", help="print a fresh ID token of a tenant's demo user")
     token.add_argument("tenant", help="tenant id from the tier file")
@@ -102,6 +108,7 @@ def _up(args: argparse.Namespace) -> int:
             port=args.port,
             authorizer_cache_ttl=args.authorizer_cache_ttl,
             access_log=not args.quiet,
+            lambda_tenant_isolation=args.lambda_tenant_isolation,
         )
     )
     try:

@@ -30,7 +30,7 @@ from functools import lru_cache
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-from handlers.contract import AUTHORIZER_FUNCTION, ROUTES, TENANT_API_FUNCTION
+from handlers.contract import AUTHORIZER_FUNCTION, ROUTES, TENANT_API_FUNCTION, ContextKey
 from local.limits import Admission, Clock, PlanKey, UsagePlans
 
 LambdaHandler = Callable[[dict[str, Any], Any], Any]
@@ -87,6 +87,8 @@ class LambdaContext:
     function_version: str = "$LATEST"
     log_group_name: str = ""
     log_stream_name: str = ""
+    tenant_id: str | None = None
+    """The invocation's tenant (Lambda tenant isolation mode), else None."""
 
     def get_remaining_time_in_millis(self) -> int:
         return LAMBDA_TIMEOUT_MS
@@ -100,13 +102,14 @@ class Function:
     handler: LambdaHandler
     lock: threading.Lock = field(default_factory=threading.Lock, compare=False)
 
-    def invoke(self, event: dict[str, Any], settings: GatewaySettings) -> Any:
+    def invoke(self, event: dict[str, Any], settings: GatewaySettings, tenant_id: str | None = None) -> Any:
         """Run the handler with the event and its result serialized as JSON, as Lambda does."""
         context = LambdaContext(
             function_name=self.name,
             aws_request_id=str(uuid.uuid4()),
             invoked_function_arn=f"arn:aws:lambda:{settings.region}:{settings.account_id}:function:{self.name}",
             log_group_name=f"/aws/lambda/{self.name}",
+            tenant_id=tenant_id,
         )
         with self.lock:
             result = self.handler(json.loads(json.dumps(event)), context)
@@ -259,9 +262,12 @@ class Gateway:
         settings: GatewaySettings,
         clock: Clock,
         function_names: tuple[str, str] = (AUTHORIZER_FUNCTION, TENANT_API_FUNCTION),
+        tenant_functions: Callable[[str], Function] | None = None,
     ) -> None:
+        """``tenant_functions``: Lambda tenant isolation mode, the tenant API's function for a tenant id."""
         self._authorizer = Function(function_names[0], authorizer)
         self._tenant_api = Function(function_names[1], tenant_api)
+        self._tenant_functions = tenant_functions
         self._plans = plans
         self._settings = settings
         self._clock = clock
@@ -340,7 +346,13 @@ class Gateway:
         route, parameters = matched
         event = self.proxy_event(request, url.query, path, route, parameters, authorized, key, request_id)
         try:
-            result = self._tenant_api.invoke(event, self._settings)
+            if self._tenant_functions is None:
+                result = self._tenant_api.invoke(event, self._settings)
+            else:
+                # The integration maps X-Amz-Tenant-Id from the authorizer's context, never from the caller.
+                tenant_id = authorized.context.get(ContextKey.TENANT_ID, "")
+                function = self._tenant_functions(tenant_id)
+                result = function.invoke(event, self._settings, tenant_id=tenant_id)
             return _integration_response(result, request_id)
         except Exception:
             return gateway_error(502, "Internal server error", "InternalServerErrorException", request_id)

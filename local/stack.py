@@ -29,15 +29,17 @@ from handlers.contract import (
     METRICS_NAMESPACE,
     TENANT_API_FUNCTION,
     TENANT_API_HANDLER,
+    TENANT_ISOLATION_MODE,
     Env,
 )
 from local.emulator import Emulator
 from local.gateway import Gateway, GatewaySettings, LambdaHandler
+from local.isolation import TenantInstances
 from local.limits import Clock, UsagePlans
 from local.management import ManagementApi
 from local.provision import AwsClients, DemoUser, Provisioned, provision
 from local.reload import ReloadRequest, ReloadResult, RunningStack, reload_response, reload_stack
-from local.server import OUTPUTS_PATH, RELOAD_PATH, STACK_PATH, USAGE_PATH, GatewayServer
+from local.server import INSTANCES_PATH, OUTPUTS_PATH, RELOAD_PATH, STACK_PATH, USAGE_PATH, GatewayServer
 from local.settings import (
     DEFAULT_PORT,
     DEFAULT_TIERS_FILE,
@@ -67,6 +69,8 @@ class StackOptions:
     """None: the Pulumi project's default."""
     clock: Clock = time.time
     access_log: bool = True
+    lambda_tenant_isolation: bool = False
+    """Emulate Lambda tenant isolation mode: a tenant API instance per tenant (local/isolation.py)."""
 
 
 def _api_id() -> str:
@@ -132,6 +136,7 @@ class LocalStack:
     _saved_environment: dict[str, str | None] = field(default_factory=dict)
     _reload_lock: threading.Lock = field(default_factory=threading.Lock)
     _former_demo_users: dict[str, DemoUser] = field(default_factory=dict)
+    tenant_instances: TenantInstances | None = None
 
     @property
     def api_url(self) -> str:
@@ -159,8 +164,13 @@ class LocalStack:
             emulator.enforcer.stack_credentials_act_as(
                 self.provisioned.tenant_api_role_arn, NAMING.function(TENANT_API_FUNCTION)
             )
-            self._set_environment(lambda_environment(self.provisioned, self.moto_endpoint))
+            environment = lambda_environment(self.provisioned, self.moto_endpoint)
+            if self.options.lambda_tenant_isolation:
+                environment[Env.TENANT_ISOLATION] = TENANT_ISOLATION_MODE
+            self._set_environment(environment)
             (authorizer_name, authorizer_entry), (tenant_api_name, tenant_api_entry) = FUNCTIONS
+            if self.options.lambda_tenant_isolation:
+                self.tenant_instances = TenantInstances(NAMING.function(tenant_api_name), tenant_api_entry)
             self.gateway = Gateway(
                 authorizer=_import_handler(authorizer_name, authorizer_entry),
                 tenant_api=_import_handler(tenant_api_name, tenant_api_entry),
@@ -178,6 +188,9 @@ class LocalStack:
                     authorizer_cache_ttl=ttl,
                 ),
                 clock=self.options.clock,
+                tenant_functions=None
+                if self.tenant_instances is None
+                else self.tenant_instances.function_for,
             )
             self.management = ManagementApi.from_catalog(
                 self.catalog, NAMING, self.gateway.plans, self.options.clock
@@ -236,7 +249,12 @@ class LocalStack:
         return cut
 
     def reserved_routes(self) -> dict[str, Callable[[], Any]]:
-        return {STACK_PATH: self.describe, USAGE_PATH: self.usage, OUTPUTS_PATH: self.outputs}
+        return {
+            STACK_PATH: self.describe,
+            USAGE_PATH: self.usage,
+            INSTANCES_PATH: self.instances,
+            OUTPUTS_PATH: self.outputs,
+        }
 
     def reload(self, request: ReloadRequest) -> ReloadResult:
         """Read the tier file again and apply the edit as `pulumi up` would (``local.reload``).
@@ -315,6 +333,18 @@ class LocalStack:
                 tenant_id: {"apiKeyId": p.api_key.id, "table": p.table, "tier": p.tier.name}
                 for tenant_id, p in self.provisioned.tenants.items()
             },
+        }
+
+    def instances(self) -> dict[str, Any]:
+        """The tenant API's warm instances and the tenants their module-level client cache holds."""
+        if self.tenant_instances is not None:
+            return {"lambda_tenant_isolation": True, "instances": self.tenant_instances.describe()}
+        module = sys.modules[TENANT_API_HANDLER.rpartition(".")[0]]
+        clients = getattr(module, "data_clients", None)
+        cached = clients.cached_tenants() if clients is not None else []
+        return {
+            "lambda_tenant_isolation": False,
+            "instances": [{"tenant_id": None, "cached_tenants": cached}],
         }
 
     def usage(self) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 from wsgiref.types import StartResponse, WSGIApplication, WSGIEnvironment
 
-from local.iam import sts
+from local.iam import s3, sts
 from local.iam.dynamodb import DynamoDBAuthorization
 from local.iam.policy import (
     Decision,
@@ -62,7 +62,7 @@ class RolePolicies:
 
 def default_services(clients: StackClients) -> list[ServiceAuthorization]:
     """The services the local stack's sessions use."""
-    return [DynamoDBAuthorization(clients), sts.StsAuthorization()]
+    return [DynamoDBAuthorization(clients), sts.StsAuthorization(), s3.S3Authorization()]
 
 
 class IamEnforcer:
@@ -107,6 +107,11 @@ class IamEnforcer:
             refusal = self._refusal(call, caller, service)
             if refusal is not None:
                 return _send(refusal, start_response)
+        if call.service == s3.SERVICE and call.method == "POST":
+            # S3 checks a form upload's policy (expiry, fields, size) itself; moto does not.
+            upload_refusal = s3.post_upload_refusal(call)
+            if upload_refusal is not None:
+                return _send(upload_refusal, start_response)
         if call.service == sts.SERVICE and sts.action_of(call) == sts.ASSUME_ROLE:
             return self._assume_role(call, caller, environ, start_response)
         answer = self._app(environ, start_response)
@@ -121,6 +126,14 @@ class IamEnforcer:
     def _signed_call(self, environ: WSGIEnvironment) -> SignedCall | None:
         query = str(environ.get("QUERY_STRING", ""))
         scope = credential_scope(str(environ.get("HTTP_AUTHORIZATION", "")), query)
+        content_type = str(environ.get("CONTENT_TYPE", ""))
+        if (
+            scope is None
+            and environ.get("REQUEST_METHOD") == "POST"
+            and content_type.startswith("multipart/")
+        ):
+            # A browser-style upload (presigned POST) is signed in its form fields.
+            scope = s3.post_form_scope(s3.lower_fields(s3.form_fields(_buffered_body(environ), content_type)))
         if scope is None:
             return None
         access_key_id, region, service_name = scope
@@ -276,6 +289,6 @@ def _buffered_body(environ: WSGIEnvironment) -> bytes:
 
 def _send(answer: Answer, start_response: StartResponse) -> Iterable[bytes]:
     answer = answer.with_request_id()
-    reason = {400: "Bad Request", 403: "Forbidden"}.get(answer.status, "Error")
+    reason = {400: "Bad Request", 403: "Forbidden", 404: "Not Found"}.get(answer.status, "Error")
     start_response(f"{answer.status} {reason}", [*answer.headers, ("Content-Length", str(len(answer.body)))])
     return [answer.body]

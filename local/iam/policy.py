@@ -11,7 +11,7 @@ Covered, following the IAM policy evaluation logic:
 - policy variables ``${aws:PrincipalTag/key}`` and any ``${context:key}``, plus ``${*}``, ``${?}``,
   ``${$}``; a substituted value is literal (its ``*`` is not a wildcard) and a variable that cannot be
   resolved matches nothing;
-- condition operators ``StringEquals``, ``StringLike``, ``Null``, and the set forms
+- condition operators ``StringEquals``, ``StringLike``, ``Bool``, ``Null``, and the set forms
   ``ForAllValues:StringEquals`` / ``ForAnyValue:StringEquals`` (``ForAllValues`` is true when the key is
   absent or empty, ``ForAnyValue`` false); operators AND together, keys AND together, values OR together.
 
@@ -254,4 +254,7 @@ def _value_matcher(operator: str, policy_values: list[Any], request: Request) ->
             pattern is not None and re.fullmatch(pattern, value, re.DOTALL) is not None
             for pattern in patterns
         )
+    if operator == "Bool":
+        wanted = {str(value).lower() for value in policy_values}
+        return lambda value: value.lower() in wanted
     raise UnsupportedPolicyError(f"condition operator {operator!r} is not supported")
