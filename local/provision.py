@@ -24,7 +24,6 @@ from blueprint.policies import (
     tenant_api_policy,
     tenant_data_policy,
     tenant_data_trust_policy,
-    tls_only_bucket_policy,
 )
 from handlers.contract import (
     DATA_PARTITION_KEY,
@@ -180,9 +179,10 @@ def _create_table(dynamodb: Any, name: str, keys: Sequence[str]) -> str:
 
 
 def create_bucket(s3: Any, name: str) -> None:
-    """A bucket with the program's settings: versioned, encrypted, public access blocked, TLS only.
+    """A bucket with the program's settings: versioned, encrypted, public access blocked.
 
-    The TLS-only policy is stored but not enforced: moto serves plain HTTP on 127.0.0.1.
+    Not its TLS-only policy: moto serves plain HTTP on 127.0.0.1 and does enforce that policy's deny, so
+    every request would be refused (tests/blueprint/test_bucket_policy.py shows it refusing HTTP).
     """
     create: dict[str, Any] = {"Bucket": name}
     if REGION != "us-east-1":
@@ -204,7 +204,6 @@ def create_bucket(s3: Any, name: str) -> None:
         },
     )
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
-    s3.put_bucket_policy(Bucket=name, Policy=json.dumps(tls_only_bucket_policy(name)))
 
 
 def _create_roles(
