@@ -18,6 +18,11 @@ from tests.infra.conftest import TENANTS, TIERS, write_tier_file
 from tests.infra.harness import (
     ACCOUNT_SETTINGS,
     API_KEY,
+    BUCKET,
+    BUCKET_ENCRYPTION,
+    BUCKET_POLICY,
+    BUCKET_PUBLIC_ACCESS_BLOCK,
+    BUCKET_VERSIONING,
     DEPLOYMENT,
     FUNCTION,
     LOG_GROUP,
@@ -47,6 +52,11 @@ KEY_BEARING_OUTPUTS: dict[str, frozenset[str]] = {
 
 NO_KEY_OUTPUTS: dict[str, str] = {
     ACCOUNT_SETTINGS: "a role ARN and throttle settings",
+    BUCKET: "names, ARNs, domain names and settings",
+    BUCKET_ENCRYPTION: "the algorithm (SSE-S3: no key id)",
+    BUCKET_POLICY: "a policy document",
+    BUCKET_PUBLIC_ACCESS_BLOCK: "four switches",
+    BUCKET_VERSIONING: "a status",
     DEPLOYMENT: "ids, a description and the redeployment trigger hash",
     FUNCTION: "configuration; the environment holds table names, URLs and ARNs only",
     LOG_GROUP: "names and ARNs",
