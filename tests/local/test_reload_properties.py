@@ -134,7 +134,8 @@ def test_reloads_of_any_edit_sequence_keep_keys_usage_plans_and_tables(
 
             # THEN the registry is exactly what the program would write for the new file, with the keys
             tenants = stack.provisioned.tenants
-            assert _registry(dynamodb) == dict(registry_items(new, NAMES.naming, provisioned.buckets, tenants).items())
+            expected = registry_items(new, NAMES.naming, provisioned.buckets, tenants)
+            assert _registry(dynamodb) == dict(expected.items())
             for tenant_id in tenants.keys() & keys_before.keys():
                 assert tenants[tenant_id].api_key == keys_before[tenant_id]
             for tenant_id in keys_before.keys() - tenants.keys():

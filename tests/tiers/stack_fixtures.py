@@ -18,6 +18,7 @@ from handlers import tenant_api
 from handlers.contract import DATA_PARTITION_KEY, DATA_SORT_KEY, REGISTRY_PARTITION_KEY
 from handlers.tenant_data import TenantClients
 from tests.handlers.tenant_fixtures import (
+    BUCKETS,
     DATA_ROLE_ARN,
     NAMING,
     REGION,
@@ -51,7 +52,12 @@ Row = dict[str, Any]
 def register(client: Any, catalog: Catalog, tenant_id: str) -> None:
     """Write ``tenant_id``'s registry item the way the program does."""
     item = registry_item(
-        catalog, catalog.tenants[tenant_id], NAMING, api_key_id=f"id-{tenant_id}", api_key_value="v" * 40
+        catalog,
+        catalog.tenants[tenant_id],
+        NAMING,
+        buckets=BUCKETS,
+        api_key_id=f"id-{tenant_id}",
+        api_key_value="v" * 40,
     )
     client.put_item(TableName=NAMING.registry_table, Item=item)
 
