@@ -32,8 +32,8 @@ def test_the_checkpoint_entries_hold_key_values_only_as_ciphertext(tmp_path: Pat
 
 def test_the_state_grows_by_the_per_tenant_resources(tmp_path: Path) -> None:
     small, large = measure(10), measure(20)
-    # 10 more tenants, one of them silo: 3 resources each plus one table
-    assert large.resources - small.resources == 10 * 3 + 1
+    # 10 more tenants, one of them silo: 3 resources each plus its table, bucket and the bucket's 4 settings
+    assert large.resources - small.resources == 10 * 3 + 1 + 5
     assert large.indented_bytes > large.compact_bytes > small.compact_bytes
     assert large.first_deploy_written_bytes == large.resources * large.indented_bytes
 
