@@ -274,3 +274,15 @@ def test_the_client_commands_say_when_no_stack_runs(tmp_path: Path):
         assert result.stderr.count("\n") == 1
         assert f"python -m local up --port {port}" in result.stderr
         assert "Traceback" not in result.stderr
+
+
+def test_without_tenant_isolation_one_warm_instance_caches_every_tenant(stack, tokens):
+    # GIVEN the stack without --lambda-tenant-isolation, and two tenants calling
+    for tenant in ("pooled-one", "silo-one"):
+        assert call_api(stack.port, "POST", "/counter", tokens[tenant]).status == 200
+    # THEN one tenant API instance served both: its module-level client cache holds both tenants (what
+    # tenant isolation mode prevents; tests/local/test_files_e2e.py shows the other side)
+    instances = call_api(stack.port, "GET", "/_local/instances").json()
+    assert instances["lambda_tenant_isolation"] is False
+    [instance] = instances["instances"]
+    assert {"pooled-one", "silo-one"} <= set(instance["cached_tenants"])
