@@ -179,18 +179,18 @@ def test_changing_a_response_does_not_change_the_next_one(
 def test_the_decision_cache_does_not_outlive_the_token(
     jwks_server: JwksServer, registry_table: RegistryTable, signing_key: SigningKey
 ) -> None:
-    # GIVEN a token expiring in 1 s, answered once, and an authorizer without leeway
+    # GIVEN a token expiring in 3 s (room for a slow first answer on a busy machine), answered once, and an
+    # authorizer without leeway
     settings = AuthorizerSettings(
         ISSUER, APP_CLIENT_ID, jwks_server.url, registry_table.name, leeway_seconds=0
     )
     authorizer = Authorizer.from_settings(settings)
-    event = load_event(
-        "authorizer_token", bearer(signing_key.sign(id_token_claims(exp=int(time.time()) + 1)))
-    )
+    expires_at = int(time.time()) + 3
+    event = load_event("authorizer_token", bearer(signing_key.sign(id_token_claims(exp=expires_at))))
     assert outcome(authorizer, event)[0] == ALLOW
 
     # WHEN the token has expired
-    time.sleep(max(0.0, int(time.time()) + 1.05 - time.time()) + 1)
+    time.sleep(max(0.0, expires_at + 1.05 - time.time()))
 
     # THEN the cached Allow is not served
     assert outcome(authorizer, event) == (UNAUTHORIZED, None)
