@@ -247,6 +247,13 @@ def test_a_pooled_to_silo_move_creates_the_silo_table_and_a_new_tier_its_plan(st
     }
     tenant = call_api(port, "GET", "/tenant", token).json()
     assert (tenant["tier"], tenant["isolation"]) == ("fort", "silo")
+    # ...and it has its silo bucket for files, as the stack describes it
+    described = get("/_local/stack", stack)
+    bucket = described["tenants"]["globex"]["bucket"]
+    assert bucket != described["tenants"]["acme"]["bucket"]
+    session = boto3.session.Session(region_name=described["region"], **DUMMY_CREDENTIALS)
+    s3 = session.client("s3", endpoint_url=described["moto_endpoint"])
+    assert bucket in {entry["Name"] for entry in s3.list_buckets()["Buckets"]}
     assert stored_ids(stack, outputs["tenants"]["acme"]["table"], "globex") == ["item#old"]
 
 
