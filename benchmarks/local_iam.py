@@ -28,11 +28,9 @@ from benchmarks.arguments import positive
 from handlers.contract import DATA_PARTITION_KEY, DATA_SORT_KEY, TENANT_SESSION_TAG
 from local.emulator import Emulator
 from local.provision import AwsClients, provision
-from local.settings import HOST, PROJECT, STACK
+from local.settings import HOST, NAMING
 from tiers.model import Catalog, Isolation, Quota, QuotaPeriod, Tenant, Throttle, Tier
-from tiers.naming import Naming
 
-NAMING = Naming(PROJECT, STACK)
 TENANT = "bench"
 CATALOG = Catalog(
     tiers={"basic": Tier("basic", Isolation.POOLED, Throttle(10, 20), Quota(1000, QuotaPeriod.DAY))},

@@ -13,10 +13,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from blueprint.identity import sign_in_username
 from local.provision import DemoUser, create_demo_user
-from local.server import RELOAD_PATH, STACK_PATH, USAGE_PATH
 from local.settings import DUMMY_CREDENTIALS, HOST
+from tiers.local_stack import RELOAD_PATH, STACK_PATH, USAGE_PATH, LocalStackUnreachableError
+from tiers.local_stack import fetch as fetch_json
 
-REQUEST_TIMEOUT_SECONDS = 5
 # A reload of thousands of tenants writes thousands of registry items to the emulator.
 RELOAD_TIMEOUT_SECONDS = 600
 
@@ -26,15 +26,10 @@ class LocalClientError(Exception):
 
 
 def fetch(port: int, path: str) -> Any:
-    url = f"http://{HOST}:{port}{path}"
     try:
-        with urllib.request.urlopen(url, timeout=REQUEST_TIMEOUT_SECONDS) as response:
-            return json.loads(response.read())
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        raise LocalClientError(
-            f"no local stack answers on {url} ({getattr(error, 'reason', error)}); "
-            f"start one with `python -m local up --port {port}` or pass the --port it runs on"
-        ) from error
+        return fetch_json(port, path)
+    except LocalStackUnreachableError as error:
+        raise LocalClientError(str(error)) from None
 
 
 def id_token(tenant_id: str, port: int) -> str:

@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from local.gateway import Response
 from local.limits import Clock, UsagePlans
-from local.server import MANAGEMENT_PREFIX
+from tiers.local_stack import MANAGEMENT_PREFIX
 from tiers.model import Catalog, Tier
 from tiers.naming import Naming
 

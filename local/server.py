@@ -57,14 +57,7 @@ from urllib.parse import urlsplit
 
 from handlers.contract import ROUTES
 from local.gateway import MAX_PAYLOAD_BYTES, Gateway, Request, Response, gateway_error
-
-RESERVED_PREFIX = "/_local/"
-STACK_PATH = f"{RESERVED_PREFIX}stack"
-USAGE_PATH = f"{RESERVED_PREFIX}usage"
-OUTPUTS_PATH = f"{RESERVED_PREFIX}outputs"
-INSTANCES_PATH = f"{RESERVED_PREFIX}instances"
-MANAGEMENT_PREFIX = f"{RESERVED_PREFIX}apigateway"
-RELOAD_PATH = f"{RESERVED_PREFIX}reload"
+from tiers.local_stack import MANAGEMENT_PREFIX, RESERVED_PREFIX
 
 if any(resource.startswith(RESERVED_PREFIX) for _, resource in ROUTES):
     raise RuntimeError(f"a tenant route starts with the local stack's reserved prefix {RESERVED_PREFIX}")

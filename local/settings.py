@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-PROJECT = "tenant-tiers"
-STACK = "local"
-REGION = "us-east-1"
-HOST = "127.0.0.1"
+from tiers.local_stack import DUMMY_CREDENTIALS, HOST, REGION
+from tiers.naming import LOCAL_STACK, PROJECT, Naming
+
+__all__ = ["DEFAULT_PORT", "DEFAULT_TIERS_FILE", "DUMMY_CREDENTIALS", "HOST", "NAMING", "REGION", "STACK"]
+
+STACK = LOCAL_STACK
+NAMING = Naming(project=PROJECT, stack=STACK)
+"""The local stack's physical names: the program's naming, for the stack called local."""
 DEFAULT_PORT = 8080
 DEFAULT_TIERS_FILE = Path("tiers/dev.yaml")
-
-# moto accepts any credentials; setting them explicitly keeps a real profile or key from being used.
-DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}

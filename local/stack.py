@@ -39,22 +39,20 @@ from local.limits import Clock, UsagePlans
 from local.management import ManagementApi
 from local.provision import AwsClients, DemoUser, Provisioned, provision
 from local.reload import ReloadRequest, ReloadResult, RunningStack, reload_response, reload_stack
-from local.server import INSTANCES_PATH, OUTPUTS_PATH, RELOAD_PATH, STACK_PATH, USAGE_PATH, GatewayServer
+from local.server import GatewayServer
 from local.settings import (
     DEFAULT_PORT,
     DEFAULT_TIERS_FILE,
     DUMMY_CREDENTIALS,
     HOST,
-    PROJECT,
+    NAMING,
     REGION,
     STACK,
 )
 from tiers.loader import load_catalog
+from tiers.local_stack import INSTANCES_PATH, OUTPUTS_PATH, RELOAD_PATH, STACK_PATH, USAGE_PATH
 from tiers.model import Catalog
-from tiers.naming import Naming
 from tiers.plan import StackNames
-
-NAMING = Naming(project=PROJECT, stack=STACK)
 
 
 class StackError(Exception):
@@ -271,7 +269,7 @@ class LocalStack:
                 plans=self.gateway.plans,
                 management=self.management,
                 dynamodb=AwsClients(self.moto_endpoint).client("dynamodb"),
-                names=StackNames(project=PROJECT, stack=STACK, local_port=self.port),
+                names=StackNames(project=NAMING.project, stack=NAMING.stack, local_port=self.port),
                 source=str(self.options.tiers_file),
                 former_demo_users=self._former_demo_users,
                 s3=AwsClients(self.moto_endpoint).client("s3"),

@@ -36,6 +36,7 @@ from tiers.migration import (
     migrate,
 )
 from tiers.model import Catalog, Isolation, Tier
+from tiers.naming import LOCAL_STACK, PROJECT
 from tiers.plan import StackNames, Verdict, catalog_at_revision, plan, project_name, report
 from tiers.table import text_table as _table
 from tiers.usage import UsageError, add_usage_command, read_outputs_file
@@ -104,9 +105,7 @@ def _plan(args: argparse.Namespace) -> int:
     if args.local_port is not None:
         if args.stack is not None or args.project is not None:
             raise _usage_error(args, "--local-port names the local stack: leave out --stack and --project")
-        from local.settings import PROJECT, STACK
-
-        names = StackNames(project=PROJECT, stack=STACK, local_port=args.local_port)
+        names = StackNames(project=PROJECT, stack=LOCAL_STACK, local_port=args.local_port)
     result = plan(old, new, names)
     print(report(result, old_source, new_file))
     return int(result.verdict)

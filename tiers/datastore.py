@@ -29,6 +29,7 @@ from handlers.contract import (
     PlacementField,
     RegistryField,
 )
+from tiers.local_stack import DUMMY_CREDENTIALS, STACK_PATH, LocalStackUnreachableError, fetch
 from tiers.model import Isolation
 
 # DynamoDB's BatchWriteItem takes at most 25 requests.
@@ -105,14 +106,10 @@ def stack_tables_from_local(port: int) -> StackTables:
     """The tables of the local stack serving on ``port``."""
     import boto3
 
-    from local.client import LocalClientError, fetch
-    from local.server import STACK_PATH
-    from local.settings import DUMMY_CREDENTIALS
-
     try:
         stack = fetch(port, STACK_PATH)
-    except LocalClientError as error:
-        raise DataStoreError(str(error)) from error
+    except LocalStackUnreachableError as error:
+        raise DataStoreError(str(error)) from None
     keys = (
         "moto_endpoint",
         "region",

@@ -19,6 +19,11 @@ from typing import Final
 from blueprint import monitoring
 from handlers.contract import AUTHORIZER_FUNCTION, TENANT_API_FUNCTION
 
+PROJECT: Final = "tenant-tiers"
+"""The Pulumi project's name (``name:`` in Pulumi.yaml); the local stack names itself after it too."""
+LOCAL_STACK: Final = "local"
+"""The stack name of the local stack (`python -m local up`), in its physical names."""
+
 FUNCTIONS = (AUTHORIZER_FUNCTION, TENANT_API_FUNCTION)
 
 

@@ -25,7 +25,7 @@ import yaml
 from tiers.loader import CatalogError, parse_catalog
 from tiers.migration import migrate_command
 from tiers.model import Catalog, Isolation, Tenant, Tier
-from tiers.naming import Naming
+from tiers.naming import PROJECT, Naming
 from tiers.problems import Problem
 
 # API Gateway's fixed control-plane quotas per account and region ("API Gateway quotas for creating,
@@ -45,7 +45,6 @@ CALLS_PER_TIER_MOVE: Final = 3  # DeleteUsagePlanKey, CreateUsagePlanKey, GetUsa
 CALLS_PER_PLAN_CHANGE: Final = 2  # Create/Update/DeleteUsagePlan, GetUsagePlan
 
 GIT_TIMEOUT_SECONDS: Final = 30
-DEFAULT_PROJECT: Final = "tenant-tiers"
 # A deleted silo table blocks `pulumi up` until it is unprotected: the URN the command needs.
 STORAGE_COMPONENT: Final = "tenant-tiers:infra:Storage"
 TABLE_TYPE: Final = "aws:dynamodb/table:Table"
@@ -479,6 +478,6 @@ def project_name(project_file: Path = Path("Pulumi.yaml")) -> str:
     try:
         document = yaml.safe_load(project_file.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return DEFAULT_PROJECT
+        return PROJECT
     name = document.get("name") if isinstance(document, dict) else None
-    return name if isinstance(name, str) and name else DEFAULT_PROJECT
+    return name if isinstance(name, str) and name else PROJECT

@@ -22,8 +22,6 @@ import csv
 import io
 import json
 import sys
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -35,6 +33,15 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 
+from tiers.local_stack import (
+    DUMMY_CREDENTIALS,
+    HOST,
+    MANAGEMENT_PREFIX,
+    OUTPUTS_PATH,
+    REGION,
+    LocalStackUnreachableError,
+    fetch,
+)
 from tiers.model import Quota, QuotaPeriod
 from tiers.quota import quota_period
 from tiers.table import text_table
@@ -44,17 +51,11 @@ USAGE_HISTORY_DAYS: Final = 90
 PAGE_KEYS: Final = 500
 """GetUsage's largest page (keys per page)."""
 CSV_COLUMNS: Final = ("tenant", "tier", "date", "used", "remaining")
-LOCAL_HOST: Final = "127.0.0.1"
-LOCAL_OUTPUTS_PATH: Final = "/_local/outputs"
-LOCAL_MANAGEMENT_PATH: Final = "/_local/apigateway"
-LOCAL_REGION: Final = "us-east-1"
 DEFAULT_REGION: Final = "us-east-1"
-_LOCAL_CREDENTIALS: Final = {"aws_access_key_id": "local", "aws_secret_access_key": "local"}
 # GetUsage is a management call: API Gateway throttles it per account, so back off and retry.
 _CLIENT_CONFIG: Final = Config(
     connect_timeout=5, read_timeout=30, retries={"mode": "standard", "max_attempts": 8}
 )
-_LOCAL_TIMEOUT_SECONDS: Final = 5
 
 
 class UsageError(Exception):
@@ -163,29 +164,19 @@ def read_outputs_file(path: str, stdin: Callable[[], str] = sys.stdin.read) -> o
 
 
 def local_outputs(port: int) -> object:
-    url = f"http://{LOCAL_HOST}:{port}{LOCAL_OUTPUTS_PATH}"
     try:
-        with urllib.request.urlopen(url, timeout=_LOCAL_TIMEOUT_SECONDS) as response:
-            return json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        raise UsageError(
-            f"what answers on port {port} is not a tenant-tiers local stack ({url}: HTTP {error.code}); "
-            "pass the port `python -m local up` printed"
-        ) from None
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        raise UsageError(
-            f"no local stack answers on {url} ({getattr(error, 'reason', error)}); start one with "
-            f"`python -m local up --port {port}` or pass the port it runs on"
-        ) from None
+        return fetch(port, OUTPUTS_PATH)
+    except LocalStackUnreachableError as error:
+        raise UsageError(str(error)) from None
 
 
 def apigateway_client(*, region: str | None = None, local_port: int | None = None) -> Any:
     """The one client both targets use: AWS in ``region``, or the local stack's API Gateway emulation."""
     if local_port is not None:
-        return boto3.session.Session(**_LOCAL_CREDENTIALS).client(
+        return boto3.session.Session(**DUMMY_CREDENTIALS).client(
             "apigateway",
-            region_name=LOCAL_REGION,
-            endpoint_url=f"http://{LOCAL_HOST}:{local_port}{LOCAL_MANAGEMENT_PATH}",
+            region_name=REGION,
+            endpoint_url=f"http://{HOST}:{local_port}{MANAGEMENT_PREFIX}",
             config=_CLIENT_CONFIG,
         )
     session = boto3.session.Session()

@@ -15,8 +15,9 @@ from hypothesis import strategies as st
 from handlers.contract import ROUTES, ContextKey
 from local.gateway import Gateway, GatewaySettings, Request, policy_decision
 from local.limits import ApiKey, UsagePlans
-from local.server import RESERVED_PREFIX, GatewayServer
+from local.server import GatewayServer
 from tests.local.test_limits import FakeClock
+from tiers.local_stack import RESERVED_PREFIX
 from tiers.model import Catalog, Isolation, Quota, QuotaPeriod, Tenant, Throttle, Tier
 
 SETTINGS = GatewaySettings(

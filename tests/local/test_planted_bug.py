@@ -20,11 +20,9 @@ import pytest
 
 from handlers.contract import DATA_PARTITION_KEY, REGISTRY_PARTITION_KEY
 from local.client import id_token
-from local.settings import DUMMY_CREDENTIALS, PROJECT, REGION, STACK
+from local.settings import DUMMY_CREDENTIALS, NAMING, REGION
 from tests.local.conftest import StackProcess, call_api, running_stack
-from tiers.naming import Naming
 
-NAMING = Naming(PROJECT, STACK)
 TIERS = textwrap.dedent(
     """\
     tiers:

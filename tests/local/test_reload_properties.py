@@ -27,12 +27,12 @@ from local.limits import Admission, UsagePlans
 from local.management import ManagementApi
 from local.provision import AwsClients, provision, registry_items
 from local.reload import ReloadRefused, ReloadRequest, RunningStack, reload_stack, silo_tenants
-from local.settings import PROJECT, REGION, STACK
+from local.settings import NAMING, REGION
 from tiers.loader import parse_catalog
 from tiers.model import Catalog
 from tiers.plan import StackNames
 
-NAMES = StackNames(project=PROJECT, stack=STACK, local_port=8080)
+NAMES = StackNames(project=NAMING.project, stack=NAMING.stack, local_port=8080)
 TENANT_IDS = ("acme", "globex", "hooli", "initech")
 GOLD_THROTTLES = ({"rate": 5, "burst": 10}, {"rate": 50, "burst": 100})
 
