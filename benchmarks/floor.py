@@ -408,6 +408,8 @@ def floor(tiers_file: Path, code_dir: Path, prefix: str) -> None:
     pulumi.export("pooledTable", pooled_table.name)
     pulumi.export("placementTable", placement_table.name)
     pulumi.export("siloTablePrefix", f"{prefix}-silo-")
+    pulumi.export("pooledBucket", buckets.apply(lambda names: names.pooled))
+    pulumi.export("siloBucketPrefix", buckets.apply(lambda names: names.silo_prefix))
     pulumi.export("alarmTopicArn", alarm_topic.arn)
     pulumi.export("plans", plan_ids)
     pulumi.export("tenants", tenant_outputs)

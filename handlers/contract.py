@@ -44,6 +44,11 @@ TENANT_SESSION_TAG: Final = "tenant_id"
 # condition applies to both and the tenant API has one code path).
 DATA_PARTITION_KEY: Final = "tenant_id"
 DATA_SORT_KEY: Final = "sk"
+# A row in the tenant's partition, written (under the fence, like any write) before an upload URL is
+# handed out: until when S3 may still store a file the tenant API did not see. A move waits that out
+# before it copies the tenant's files.
+UPLOAD_WINDOW_SORT_KEY: Final = "upload-window"
+UPLOAD_WINDOW_UNTIL_ATTRIBUTE: Final = "until"  # N, Unix time the last upload URL issued expires
 
 # Registry table: one item per tenant, keyed by tenant id.
 REGISTRY_PARTITION_KEY: Final = "tenant_id"
@@ -85,6 +90,10 @@ class PlacementField:
     TARGET: Final = "target"  # S, while moving: the table copied to
     CLEANUP: Final = "cleanup"  # S, after a move: the old table whose rows are still to be deleted
     KEPT: Final = "kept"  # S, after a move with --keep-source: the old table still holding a copy
+    # S, the bucket serving the tenant's files (under ``file_key_prefix``): it follows TABLE (the pooled
+    # bucket with the pooled table, the silo bucket with the silo table); absent in an item written before
+    # migrate moved files, where the authorizer context's bucket serves.
+    BUCKET: Final = "bucket"
 
 
 PLACEMENT_SERVING: Final = "serving"

@@ -30,6 +30,7 @@ import base64
 import binascii
 import json
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from http import HTTPStatus
 from typing import Any, Final
 
@@ -123,8 +124,16 @@ def not_found(name: str) -> Response[str]:
     return json_response(HTTPStatus.NOT_FOUND, {"message": f"file {quoted(name)} does not exist"})
 
 
-def files_router(files_of: Callable[[], TenantFiles]) -> Router:
-    """The files routes; ``files_of()`` gives the caller's files, on its tenant-scoped credentials.
+def files_router(
+    files_of: Callable[[], TenantFiles],
+    file_write: Callable[[], AbstractContextManager[TenantFiles]],
+    files_for_upload: Callable[[], TenantFiles],
+) -> Router:
+    """The files routes. ``files_of()`` gives the caller's files, on its tenant-scoped credentials, for a
+    read; ``file_write()`` for a PUT or DELETE: it refuses while the tenant's data is being moved and
+    checks after the write that no move began meanwhile (503 with Retry-After); ``files_for_upload()``
+    for an upload URL, once the URL's lifetime is on record where a move will wait it out (503 while one
+    runs).
 
     A new Router per call: a Router points at the resolver that last included it, so each tenant API
     instance (the local stack runs one per tenant in tenant isolation mode) needs its own.
@@ -155,7 +164,8 @@ def files_router(files_of: Callable[[], TenantFiles]) -> Router:
         if len(content) > MAX_API_FILE_BYTES:
             return too_large(len(content))
         content_type = content_type_of(event.headers.get("content-type") or event.headers.get("Content-Type"))
-        created = files_of().put(name, content, content_type)
+        with file_write() as files:
+            created = files.put(name, content, content_type)
         return json_response(
             HTTPStatus.CREATED if created else HTTPStatus.OK,
             {"name": name, "size": len(content), "created": created},
@@ -185,7 +195,8 @@ def files_router(files_of: Callable[[], TenantFiles]) -> Router:
     @router.delete("/files/<name>")
     def delete_file(name: str) -> Response[str]:
         checked_file_name(name)
-        files_of().delete(name)
+        with file_write() as files:
+            files.delete(name)
         return Response(status_code=HTTPStatus.NO_CONTENT, body="")
 
     @router.post("/files/<name>/upload-url")
@@ -193,7 +204,7 @@ def files_router(files_of: Callable[[], TenantFiles]) -> Router:
         checked_file_name(name)
         event = router.current_event
         size, content_type = upload_request(event.body, bool(event.is_base64_encoded))
-        form = files_of().upload_form(name, size, content_type)
+        form = files_for_upload().upload_form(name, size, content_type)
         return json_response(
             HTTPStatus.OK,
             {

@@ -52,10 +52,13 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import os
 import re
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any, Final, NoReturn
@@ -81,8 +84,8 @@ from handlers.contract import (
     is_valid_tenant_id,
 )
 from handlers.files_api import checked_file_name, files_router
-from handlers.tenant_data import RetryLaterError, TenantClients, TenantTable
-from handlers.tenant_files import TenantFiles
+from handlers.tenant_data import Placement, RetryLaterError, TenantClients, TenantTable
+from handlers.tenant_files import PRESIGNED_URL_SECONDS, TenantFiles
 
 ITEM_ID_PATTERN: Final = r"[A-Za-z0-9._~-]{1,128}"
 MAX_BODY_BYTES: Final = 64 * 1024
@@ -456,12 +459,33 @@ def _table(tenant: Tenant) -> TenantTable:
     return data_clients.table(tenant.tenant_id, tenant.table)
 
 
+def _files_at(tenant: Tenant, placement: Placement) -> TenantFiles:
+    # Files follow the placement like rows do: a move switches both at once.
+    return data_clients.files(tenant.tenant_id, placement.bucket or tenant.bucket)
+
+
 def _files() -> TenantFiles:
     tenant = _tenant()
-    return data_clients.files(tenant.tenant_id, tenant.bucket)
+    return _files_at(tenant, _table(tenant).placement())
 
 
-app.include_router(files_router(_files))
+@contextmanager
+def _file_write() -> Iterator[TenantFiles]:
+    tenant = _tenant()
+    table = _table(tenant)
+    placement = table.file_write_placement()
+    yield _files_at(tenant, placement)
+    table.confirm_file_write(placement)
+
+
+def _files_for_upload() -> TenantFiles:
+    tenant = _tenant()
+    # Signed after this moment, the URL expires no later than the window recorded.
+    until = math.ceil(time.time()) + PRESIGNED_URL_SECONDS
+    return _files_at(tenant, _table(tenant).open_upload_window(until))
+
+
+app.include_router(files_router(_files, _file_write, _files_for_upload))
 
 
 @app.get("/tenant")

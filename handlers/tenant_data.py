@@ -38,6 +38,8 @@ from handlers.contract import (
     PLACEMENT_PARTITION_KEY,
     PLACEMENT_SERVING,
     TENANT_SESSION_TAG,
+    UPLOAD_WINDOW_SORT_KEY,
+    UPLOAD_WINDOW_UNTIL_ATTRIBUTE,
     Env,
     PlacementField,
 )
@@ -94,6 +96,12 @@ class WritesFencedError(RetryLaterError):
     retry_after = MIGRATION_RETRY_AFTER_SECONDS
 
 
+class MovedDuringWriteError(RetryLaterError):
+    """A file write that a move may have missed: the placement changed while S3 stored it."""
+
+    retry_after = MIGRATION_RETRY_AFTER_SECONDS
+
+
 class ContendedWriteError(RetryLaterError):
     """The item kept changing under concurrent writes of the same tenant for every attempt."""
 
@@ -118,6 +126,7 @@ class Placement:
     table: str
     epoch: int | None  # None: no placement item, the tenant lives where its registry item says
     moving: bool  # a move is under way: reads go to ``table``, writes are refused
+    bucket: str | None = None  # None: the files live where the registry (authorizer context) says
 
 
 class _Outcome(Enum):
@@ -161,11 +170,55 @@ class TenantTable:
         item = response.get("Item")
         if item is None:
             return Placement(self.registry_table, None, moving=False)
+        bucket = item.get(PlacementField.BUCKET)
         return Placement(
             table=str(item[PlacementField.TABLE]["S"]),
             epoch=int(item[PlacementField.EPOCH]["N"]),
             moving=item[PlacementField.STATE]["S"] != PLACEMENT_SERVING,
+            bucket=None if bucket is None else str(bucket["S"]),
         )
+
+    def file_write_placement(self) -> Placement:
+        """The placement a file write goes by; ``WritesFencedError`` while moving.
+
+        S3 has no write conditional on a DynamoDB item, so a file write checks the placement before it
+        and, with ``confirm_file_write``, after it: a write both checks saw unchanged was stored before
+        any fence, so the move's copy (which starts after its fence) sees it.
+        """
+        return self._writable_placement()
+
+    def confirm_file_write(self, before: Placement) -> None:
+        """Raise ``MovedDuringWriteError`` when the placement changed since ``before`` (a move began or
+        ended while S3 stored the write): the write may be in a bucket no longer served, so the client is
+        told to send it again, which is safe (a PUT or DELETE of a file is idempotent)."""
+        if self.placement() != before:
+            raise MovedDuringWriteError(
+                "the tenant's data started or finished moving while this file was written; send it again"
+            )
+
+    def open_upload_window(self, until: int) -> Placement:
+        """Record, as a fenced write, that S3 may store the tenant's files until ``until`` (Unix time)
+        through an upload URL; the placement the URL is to be issued for.
+
+        Once a move has fenced the tenant, this fails like any write (503), so every URL issued for the
+        source bucket is on record in the source table, where the move reads how long to wait.
+        """
+        for attempt in range(MAX_WRITE_ATTEMPTS):
+            placement = self._writable_placement()
+            update = {
+                "TableName": placement.table,
+                "Key": self._key(UPLOAD_WINDOW_SORT_KEY),
+                "UpdateExpression": "SET #until = :until",
+                "ConditionExpression": "attribute_not_exists(#until) OR #until < :until",
+                "ExpressionAttributeNames": {"#until": UPLOAD_WINDOW_UNTIL_ATTRIBUTE},
+                "ExpressionAttributeValues": {":until": {"N": str(until)}},
+            }
+            outcome = self._transact(placement, {"Update": update})
+            # A failed item condition: a later URL keeps the window open longer already.
+            if outcome in (_Outcome.DONE, _Outcome.ITEM_CONDITION_FAILED):
+                return placement
+            _back_off(attempt, outcome)
+        raise ContendedWriteError("the upload window kept changing under concurrent upload URL requests")
 
     def _writable_placement(self) -> Placement:
         placement = self.placement()

@@ -142,6 +142,8 @@ def deploy(settings: Settings, catalog: Catalog, naming: Naming, code: pulumi.Ar
         "pooledTable": storage.pooled_table.name,
         "placementTable": storage.placement_table.name,
         "siloTablePrefix": naming.silo_table_prefix,
+        "pooledBucket": buckets.apply(lambda names: names.pooled),
+        "siloBucketPrefix": buckets.apply(lambda names: names.silo_prefix),
         "alarmTopicArn": monitoring.alarm_topic.arn,
         "plans": {tier: plan.id for tier, plan in plans.usage_plans.items()},
         "tenants": {

@@ -300,6 +300,8 @@ class LocalStack:
             "pooled_table": self.provisioned.pooled_table,
             "placement_table": self.provisioned.placement_table,
             "silo_table_prefix": NAMING.silo_table_prefix,
+            "pooled_bucket": self.provisioned.buckets.pooled,
+            "silo_bucket_prefix": self.provisioned.buckets.silo_prefix,
             "tenants": {
                 tenant_id: {
                     "name": p.tenant.name,
@@ -326,6 +328,8 @@ class LocalStack:
             "pooledTable": self.provisioned.pooled_table,
             "placementTable": self.provisioned.placement_table,
             "siloTablePrefix": NAMING.silo_table_prefix,
+            "pooledBucket": self.provisioned.buckets.pooled,
+            "siloBucketPrefix": self.provisioned.buckets.silo_prefix,
             "plans": self.management.plan_ids(),
             "tenants": {
                 tenant_id: {"apiKeyId": p.api_key.id, "table": p.table, "tier": p.tier.name}

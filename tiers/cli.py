@@ -30,6 +30,7 @@ from tiers.decommission import DecommissionError, DecommissionOptions, decommiss
 from tiers.loader import CatalogError, load_catalog
 from tiers.migration import (
     DEFAULT_DRAIN_SECONDS,
+    DEFAULT_UPLOAD_GRACE_SECONDS,
     MigrationError,
     MigrationOptions,
     MigrationOutcome,
@@ -184,7 +185,11 @@ def _stack_tables(args: argparse.Namespace) -> StackTables:
 
 def _migrate(args: argparse.Namespace) -> int:
     tables = _stack_tables(args)
-    options = MigrationOptions(keep_source=args.keep_source, drain_seconds=args.drain_seconds)
+    options = MigrationOptions(
+        keep_source=args.keep_source,
+        drain_seconds=args.drain_seconds,
+        upload_grace_seconds=args.upload_grace_seconds,
+    )
     outcome = migrate(tables, args.tenant, Isolation(args.to), options)
     return 3 if outcome is MigrationOutcome.PINNED else 0
 
@@ -325,6 +330,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="S",
         help="wait before deleting the old rows, for requests that read the old location "
         "(default: the tenant API's timeout, %(default)s)",
+    )
+    move.add_argument(
+        "--upload-grace-seconds",
+        type=_non_negative_seconds,
+        default=DEFAULT_UPLOAD_GRACE_SECONDS,
+        metavar="S",
+        help="before copying the files, wait for the tenant's upload URLs issued before the fence to "
+        "expire and then this long, for uploads S3 is still receiving (default: %(default)g)",
     )
     move.set_defaults(command=_migrate)
 

@@ -6,7 +6,8 @@ partitions with ``Query`` and ``BatchWriteItem``, and they are the only writers 
 Where the tables are comes from one of two places:
 
 - AWS: the stack outputs (``pulumi stack output --json``, from a file or piped into ``--stack-outputs -``):
-  ``registryTable``, ``placementTable``, ``pooledTable``, ``siloTablePrefix``; the region from ``--region``
+  ``registryTable``, ``placementTable``, ``pooledTable``, ``siloTablePrefix``, ``pooledBucket``,
+  ``siloBucketPrefix``; the region from ``--region``
   or the AWS configuration, credentials from the usual AWS chain;
 - the local stack: ``--local-port PORT``, whose ``/_local/stack`` names its emulator and tables.
 """
@@ -26,8 +27,11 @@ from handlers.contract import (
     PLACEMENT_PARTITION_KEY,
     PLACEMENT_SERVING,
     REGISTRY_PARTITION_KEY,
+    UPLOAD_WINDOW_SORT_KEY,
+    UPLOAD_WINDOW_UNTIL_ATTRIBUTE,
     PlacementField,
     RegistryField,
+    file_key_prefix,
 )
 from tiers.local_stack import DUMMY_CREDENTIALS, STACK_PATH, LocalStackUnreachableError, fetch
 from tiers.model import Isolation
@@ -38,7 +42,14 @@ BATCH_SIZE: Final = 25
 MAX_BATCH_BACKOFF_SECONDS: Final = 2.0
 # Rows per Query page: bounds memory and paces progress reports (DynamoDB also stops a page at 1 MB).
 PAGE_ROWS: Final = 500
-STACK_OUTPUT_KEYS: Final = ("registryTable", "placementTable", "pooledTable", "siloTablePrefix")
+STACK_OUTPUT_KEYS: Final = (
+    "registryTable",
+    "placementTable",
+    "pooledTable",
+    "siloTablePrefix",
+    "pooledBucket",
+    "siloBucketPrefix",
+)
 
 Item = dict[str, Any]  # one DynamoDB item in DynamoDB JSON
 
@@ -49,7 +60,7 @@ class DataStoreError(Exception):
 
 @dataclass(frozen=True)
 class StackTables:
-    """The tables of one stack and a DynamoDB client with the operator's credentials."""
+    """The tables and buckets of one stack, with DynamoDB and S3 clients on the operator's credentials."""
 
     client: Any
     registry_table: str
@@ -57,6 +68,9 @@ class StackTables:
     pooled_table: str
     silo_table_prefix: str
     where: str  # "the local stack on port 8080", "the stack outputs" ... for messages
+    s3: Any
+    pooled_bucket: str
+    silo_bucket_prefix: str
 
     def table_for(self, tenant_id: str, isolation: Isolation) -> str:
         if isolation is Isolation.SILO:
@@ -65,6 +79,12 @@ class StackTables:
 
     def silo_table(self, tenant_id: str) -> str:
         return f"{self.silo_table_prefix}{tenant_id}"
+
+    def bucket_for(self, tenant_id: str, table: str) -> str:
+        """The bucket holding the tenant's files while ``table`` holds its rows: files follow rows."""
+        if self.isolation_of(table) is Isolation.POOLED:
+            return self.pooled_bucket
+        return f"{self.silo_bucket_prefix}{tenant_id}"
 
     def isolation_of(self, table: str) -> Isolation:
         return Isolation.POOLED if table == self.pooled_table else Isolation.SILO
@@ -99,6 +119,9 @@ def stack_tables_from_outputs(outputs: object, *, region: str | None, name: str)
         pooled_table=outputs["pooledTable"],
         silo_table_prefix=outputs["siloTablePrefix"],
         where=f"the stack in {session.region_name}",
+        s3=session.client("s3"),
+        pooled_bucket=outputs["pooledBucket"],
+        silo_bucket_prefix=outputs["siloBucketPrefix"],
     )
 
 
@@ -117,6 +140,8 @@ def stack_tables_from_local(port: int) -> StackTables:
         "placement_table",
         "pooled_table",
         "silo_table_prefix",
+        "pooled_bucket",
+        "silo_bucket_prefix",
     )
     if not isinstance(stack, dict) or any(not stack.get(key) for key in keys):
         raise DataStoreError(
@@ -130,6 +155,9 @@ def stack_tables_from_local(port: int) -> StackTables:
         pooled_table=stack["pooled_table"],
         silo_table_prefix=stack["silo_table_prefix"],
         where=f"the local stack on port {port}",
+        s3=session.client("s3", endpoint_url=stack["moto_endpoint"]),
+        pooled_bucket=stack["pooled_bucket"],
+        silo_bucket_prefix=stack["silo_bucket_prefix"],
     )
 
 
@@ -141,6 +169,7 @@ def stack_tables_from_local(port: int) -> StackTables:
 class RegistryEntry:
     table: str
     suspended: bool
+    bucket: str | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +183,7 @@ class PlacementRecord:
     target: str | None = None
     cleanup: str | None = None
     kept: str | None = None
+    bucket: str | None = None
 
     @property
     def moving(self) -> bool:
@@ -170,7 +200,12 @@ def registry_entry(tables: StackTables, tenant_id: str) -> RegistryEntry | None:
     if item is None:
         return None
     suspended = item.get(RegistryField.SUSPENDED, {}).get("BOOL", False)
-    return RegistryEntry(table=str(item[RegistryField.TABLE]["S"]), suspended=bool(suspended))
+    bucket = item.get(RegistryField.BUCKET)
+    return RegistryEntry(
+        table=str(item[RegistryField.TABLE]["S"]),
+        suspended=bool(suspended),
+        bucket=None if bucket is None else str(bucket["S"]),
+    )
 
 
 def placement_record(tables: StackTables, tenant_id: str) -> PlacementRecord | None:
@@ -195,6 +230,7 @@ def placement_record(tables: StackTables, tenant_id: str) -> PlacementRecord | N
         target=text(PlacementField.TARGET),
         cleanup=text(PlacementField.CLEANUP),
         kept=text(PlacementField.KEPT),
+        bucket=text(PlacementField.BUCKET),
     )
 
 
@@ -271,6 +307,16 @@ class TenantRows:
         for page in self.pages(table):
             yield from page
 
+    def upload_window_end(self, table: str) -> float | None:
+        """When the last upload URL the tenant API issued while ``table`` served the tenant expires."""
+        response = self.client.get_item(
+            TableName=table,
+            Key={DATA_PARTITION_KEY: {"S": self.tenant_id}, DATA_SORT_KEY: {"S": UPLOAD_WINDOW_SORT_KEY}},
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return None if item is None else float(item[UPLOAD_WINDOW_UNTIL_ATTRIBUTE]["N"])
+
     def sort_keys(self, table: str) -> list[str]:
         return [str(item[DATA_SORT_KEY]["S"]) for page in self.pages(table, keys_only=True) for item in page]
 
@@ -322,3 +368,86 @@ class TenantRows:
                 if pending:
                     time.sleep(pause)
                     pause = min(pause * 2, MAX_BATCH_BACKOFF_SECONDS)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# A tenant's files
+
+
+# DeleteObjects takes at most 1,000 keys.
+DELETE_OBJECTS_BATCH: Final = 1000
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """The current version of one of the tenant's files: its name under the tenant's prefix, size, ETag."""
+
+    name: str
+    size: int
+    etag: str
+
+
+@dataclass(frozen=True)
+class TenantObjects:
+    """One tenant's files (current versions) under ``<tenant id>/`` in any of the stack's buckets.
+
+    Verification compares the count and a SHA-256 over ``name, size, ETag`` of every file in name order.
+    The ETag is the MD5 of the content for an object stored in one request with SSE-S3 (the stack's
+    buckets; the tenant API and its upload URLs store every file that way), and CopyObject keeps it, in
+    S3 and moto alike, so equal digests mean equal contents without reading them back.
+    """
+
+    client: Any
+    tenant_id: str
+
+    @property
+    def prefix(self) -> str:
+        return file_key_prefix(self.tenant_id)
+
+    def bucket_exists(self, bucket: str) -> bool:
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.head_bucket(Bucket=bucket)
+        except ClientError as error:
+            if str(error.response.get("Error", {}).get("Code")) in ("404", "NoSuchBucket", "NotFound"):
+                return False
+            raise
+        return True
+
+    def listing(self, bucket: str) -> list[StoredObject]:
+        """The tenant's files in ``bucket`` in name order; none when the bucket does not exist."""
+        if not self.bucket_exists(bucket):
+            return []
+        objects: list[StoredObject] = []
+        paginator = self.client.get_paginator("list_objects_v2")
+        for page in paginator.paginate(Bucket=bucket, Prefix=self.prefix):
+            for entry in page.get("Contents", []):
+                name = str(entry["Key"]).removeprefix(self.prefix)
+                objects.append(StoredObject(name, int(entry["Size"]), str(entry["ETag"]).strip('"')))
+        return sorted(objects, key=lambda stored: stored.name)
+
+    def summary(self, bucket: str) -> Summary:
+        return summarize_objects(self.listing(bucket))
+
+    def copy(self, source: str, target: str, name: str) -> None:
+        key = f"{self.prefix}{name}"
+        self.client.copy_object(Bucket=target, Key=key, CopySource={"Bucket": source, "Key": key})
+
+    def delete(self, bucket: str, names: Sequence[str]) -> None:
+        """Delete the current versions (the stack's buckets are versioned: earlier versions stay)."""
+        for start in range(0, len(names), DELETE_OBJECTS_BATCH):
+            batch = names[start : start + DELETE_OBJECTS_BATCH]
+            self.client.delete_objects(
+                Bucket=bucket,
+                Delete={"Objects": [{"Key": f"{self.prefix}{name}"} for name in batch], "Quiet": True},
+            )
+
+
+def summarize_objects(objects: Iterable[StoredObject]) -> Summary:
+    digest = hashlib.sha256()
+    count = 0
+    for stored in objects:
+        digest.update(f"{stored.name}\t{stored.size}\t{stored.etag}\n".encode())
+        count += 1
+    return Summary(count, digest.hexdigest())

@@ -43,6 +43,7 @@ from tiers.datastore import (
     RunningSummary,
     StackTables,
     Summary,
+    TenantObjects,
     TenantRows,
     placement_record,
     registry_entry,
@@ -51,6 +52,9 @@ from tiers.model import Isolation
 
 PROGRESS_EVERY_ROWS: Final = 1000
 DEFAULT_DRAIN_SECONDS: Final = TENANT_API_TIMEOUT_SECONDS
+# An upload S3 began to receive before its URL expired may still be arriving after: the files are copied
+# this long after the last upload URL issued before the fence expired.
+DEFAULT_UPLOAD_GRACE_SECONDS: Final = 60.0
 
 Say = Callable[[str], None]
 
@@ -69,6 +73,7 @@ class MigrationOutcome(Enum):
 class MigrationOptions:
     keep_source: bool = False
     drain_seconds: float = DEFAULT_DRAIN_SECONDS
+    upload_grace_seconds: float = DEFAULT_UPLOAD_GRACE_SECONDS
 
 
 def migrate_command(tenant_id: str, isolation: Isolation) -> str:
@@ -99,6 +104,13 @@ class _Move:
     @property
     def rows(self) -> TenantRows:
         return TenantRows(self.tables.client, self.tenant_id)
+
+    @property
+    def files(self) -> TenantObjects:
+        return TenantObjects(self.tables.s3, self.tenant_id)
+
+    def bucket_for(self, table: str) -> str:
+        return self.tables.bucket_for(self.tenant_id, table)
 
     def run(self) -> MigrationOutcome:
         target = self.tables.table_for(self.tenant_id, self.to)
@@ -143,6 +155,15 @@ class _Move:
                 f"with `python -m tiers decommission {self.tenant_id} --table {target}`, then run this "
                 "command again"
             )
+        target_bucket = self.bucket_for(target)
+        if self.files.listing(target_bucket) and (placement is None or placement.kept != target):
+            raise MigrationError(
+                f"bucket {target_bucket} already holds files of tenant {self.tenant_id} under "
+                f"{self.files.prefix} that are not served (the tenant is served from {location}); nothing "
+                f"was changed. Move them elsewhere or remove them (`aws s3 rm --recursive "
+                f"s3://{target_bucket}/{self.files.prefix}`: the bucket is versioned, earlier versions "
+                "stay), then run this command again"
+            )
         fenced = self._fence(placement, location, target)
         self._copy_verify_switch(fenced)
         return MigrationOutcome.MOVED
@@ -158,6 +179,7 @@ class _Move:
                     PlacementField.TABLE: {"S": location},
                     PlacementField.STATE: {"S": PLACEMENT_SERVING},
                     PlacementField.EPOCH: {"N": "1"},
+                    PlacementField.BUCKET: {"S": self.bucket_for(location)},
                 },
                 ConditionExpression="attribute_not_exists(#pk)",
                 ExpressionAttributeNames={"#pk": PLACEMENT_PARTITION_KEY},
@@ -182,6 +204,7 @@ class _Move:
             PlacementField.EPOCH: {"N": str(epoch)},
             PlacementField.SOURCE: {"S": source},
             PlacementField.TARGET: {"S": target},
+            PlacementField.BUCKET: {"S": self.bucket_for(source)},
         }
         if placement is None:
             self._write_placement(
@@ -214,6 +237,7 @@ class _Move:
             source=source,
             target=target,
             kept=None if placement is None else placement.kept,
+            bucket=self.bucket_for(source),
         )
 
     def _copy_verify_switch(self, placement: PlacementRecord) -> None:
@@ -242,7 +266,60 @@ class _Move:
             f"copied and verified {source_summary.count:,} rows of {self.tenant_id}: "
             f"sha256 {source_summary.digest[:16]}... on both sides"
         )
+        self._wait_for_upload_urls(source)
+        self._copy_verify_files(self.bucket_for(source), self.bucket_for(target))
         self._switch(placement, source, target)
+
+    def _wait_for_upload_urls(self, source_table: str) -> None:
+        """Wait until no upload URL issued before the fence can store a file in the source bucket.
+
+        The tenant API records each URL's expiry in the source table as a fenced write before it hands the
+        URL out, so the record read now (the source is fenced) covers every URL there is.
+        """
+        until = self.rows.upload_window_end(source_table)
+        if until is None:
+            return
+        wait = until + self.options.upload_grace_seconds - time.time()
+        if wait > 0:
+            self.say(
+                f"waiting {wait:.0f} s for the upload URLs of {self.tenant_id} issued before the fence to "
+                f"expire (plus {self.options.upload_grace_seconds:g} s for uploads still arriving) before "
+                "copying its files"
+            )
+            time.sleep(wait)
+
+    def _copy_verify_files(self, source: str, target: str) -> None:
+        source_files = self.files.listing(source)
+        if source_files and not self.files.bucket_exists(target):
+            raise MigrationError(
+                f"the target bucket {target} of the move of tenant {self.tenant_id} does not exist; the "
+                f"tenant stays fenced and served (read-only) from {source}: create it (`pulumi up`)"
+            )
+        target_files = {stored.name: stored for stored in self.files.listing(target)}
+        copied = 0
+        for stored in source_files:
+            if target_files.get(stored.name) != stored:
+                self.files.copy(source, target, stored.name)
+                copied += 1
+                if copied % PROGRESS_EVERY_ROWS == 0:
+                    self.say(f"  copied {copied:,} files to {target}")
+        wanted = {stored.name for stored in source_files}
+        strays = [name for name in target_files if name not in wanted]
+        if strays:
+            self.files.delete(target, strays)
+            self.say(f"  removed {len(strays):,} files from {target} that {source} does not hold")
+        source_summary, target_summary = self.files.summary(source), self.files.summary(target)
+        if source_summary != target_summary:
+            raise MigrationError(
+                f"verification failed: {source} holds {source_summary.count} files of {self.tenant_id}, "
+                f"{target} holds {target_summary.count} (or their sizes and ETags differ). The tenant stays "
+                f"fenced and served read-only from {source}; run "
+                f"`{migrate_command(self.tenant_id, self.to)}` again to copy again"
+            )
+        self.say(
+            f"copied and verified {source_summary.count:,} files of {self.tenant_id} from {source} to "
+            f"{target}: sha256 over name, size and ETag {source_summary.digest[:16]}... on both sides"
+        )
 
     def _copy(self, source: str, target: str) -> Summary:
         """Make the target's rows of the tenant equal to the source's; the source's summary."""
@@ -273,6 +350,7 @@ class _Move:
                 PlacementField.TABLE: {"S": target},
                 PlacementField.STATE: {"S": PLACEMENT_SERVING},
                 PlacementField.EPOCH: {"N": str(placement.epoch + 1)},
+                PlacementField.BUCKET: {"S": self.bucket_for(target)},
                 left_behind: {"S": source},
             },
             ConditionExpression="#epoch = :epoch AND #state = :moving",
@@ -292,6 +370,7 @@ class _Move:
         self._clean_up(source)
 
     def _clean_up(self, old_table: str) -> None:
+        """Delete the tenant's rows left in ``old_table`` and its files left in that table's bucket."""
         if self.options.drain_seconds > 0:
             self.say(
                 f"waiting {self.options.drain_seconds:g} s for requests that read the old placement to "
@@ -302,6 +381,10 @@ class _Move:
         deleted = self.rows.delete_all(
             old_table, lambda deleted: self.say(f"  deleted {deleted:,} rows from {old_table}")
         )
+        old_bucket = self.bucket_for(old_table)
+        names = [stored.name for stored in self.files.listing(old_bucket)]
+        self.files.delete(old_bucket, names)
+        self.say(f"  deleted {len(names):,} files of {self.tenant_id} from {old_bucket}")
         self.tables.client.update_item(
             TableName=self.tables.placement_table,
             Key={PLACEMENT_PARTITION_KEY: {"S": self.tenant_id}},

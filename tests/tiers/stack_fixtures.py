@@ -1,6 +1,7 @@
-"""A stack's tables in moto for the migrate and decommission tests: registry, placement, pooled and silo
-tables, tenants' rows seeded in bulk, the tenant API wired to the same tables, and a lock that makes each
-DynamoDB call atomic across threads (as DynamoDB is; moto's in-process backend is not thread-safe)."""
+"""A stack's tables and buckets in moto for the migrate and decommission tests: registry, placement, pooled
+and silo tables, the pooled bucket and globex's silo bucket, tenants' rows seeded in bulk, the tenant API
+wired to the same tables and buckets, and a lock that makes each DynamoDB call atomic across threads (as
+DynamoDB is; moto's in-process backend is not thread-safe)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from tests.handlers.tenant_fixtures import (
     NAMING,
     REGION,
     TenantApi,
+    create_bucket,
     create_data_table,
     create_placement_table,
     serialize_dynamodb_calls,
@@ -119,7 +121,7 @@ def create_stack_tables(client: Any, *, silo_tenants: tuple[str, ...] = ("globex
         register(client, CATALOG, tenant_id)
 
 
-def stack_tables(client: Any) -> StackTables:
+def stack_tables(client: Any, s3: Any) -> StackTables:
     return StackTables(
         client=client,
         registry_table=NAMING.registry_table,
@@ -127,6 +129,9 @@ def stack_tables(client: Any) -> StackTables:
         pooled_table=NAMING.pooled_table,
         silo_table_prefix=NAMING.silo_table_prefix,
         where="moto",
+        s3=s3,
+        pooled_bucket=BUCKETS.pooled,
+        silo_bucket_prefix=BUCKETS.silo_prefix,
     )
 
 
@@ -154,9 +159,12 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, *, serialize: bool = False) -> I
             serialize_dynamodb_calls(threading.Lock(), operator_session, api_session)
         admin = operator_session.client("dynamodb")
         create_stack_tables(admin)
+        s3 = operator_session.client("s3")
+        for bucket in (BUCKETS.pooled, BUCKETS.silo("globex")):
+            create_bucket(bucket, s3)
         clients = TenantClients(
             role_arn=DATA_ROLE_ARN, placement_table=NAMING.placement_table, session=api_session
         )
         monkeypatch.setattr(tenant_api, "data_clients", clients)
         api = TenantApi(clients=clients, session=api_session, admin=admin)
-        yield MotoStack(admin, stack_tables(admin), api, api_session, operator_session)
+        yield MotoStack(admin, stack_tables(admin, s3), api, api_session, operator_session)

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from handlers.contract import REGISTRY_PARTITION_KEY, PlacementField
-from tests.handlers.tenant_fixtures import NAMING, create_data_table
+from tests.handlers.tenant_fixtures import BUCKETS, NAMING, create_data_table
 from tests.tiers.stack_fixtures import MotoStack, moto_stack, partition, placement_of, rows_of, seed
 from tiers import cli
 from tiers.decommission import DecommissionError, DecommissionOptions, decommission
@@ -151,6 +151,8 @@ STACK_OUTPUTS = {
     "placementTable": NAMING.placement_table,
     "pooledTable": NAMING.pooled_table,
     "siloTablePrefix": NAMING.silo_table_prefix,
+    "pooledBucket": BUCKETS.pooled,
+    "siloBucketPrefix": BUCKETS.silo_prefix,
     "apiUrl": "https://example.execute-api.eu-west-1.amazonaws.com/v1",
 }
 
@@ -181,7 +183,11 @@ def test_a_pin_exits_3(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFi
     [
         ("not json", "is not JSON"),
         ("", "is empty"),
-        (json.dumps({"apiUrl": "x"}), "has no registryTable, placementTable, pooledTable, siloTablePrefix"),
+        (
+            json.dumps({"apiUrl": "x"}),
+            "has no registryTable, placementTable, pooledTable, siloTablePrefix, pooledBucket, "
+            "siloBucketPrefix",
+        ),
     ],
 )
 def test_bad_stack_outputs_are_named(
