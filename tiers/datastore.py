@@ -16,9 +16,12 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import shutil
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Final
 
 from handlers.contract import (
@@ -429,6 +432,15 @@ class TenantObjects:
 
     def summary(self, bucket: str) -> Summary:
         return summarize_objects(self.listing(bucket))
+
+    def download(self, bucket: str, name: str, path: Path) -> str:
+        """Write the file's current version to ``path`` (fsynced); its content type."""
+        response = self.client.get_object(Bucket=bucket, Key=f"{self.prefix}{name}")
+        with path.open("wb") as handle:
+            shutil.copyfileobj(response["Body"], handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        return str(response.get("ContentType") or "")
 
     def copy(self, source: str, target: str, name: str) -> None:
         key = f"{self.prefix}{name}"

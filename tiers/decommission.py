@@ -1,22 +1,29 @@
 """`python -m tiers decommission TENANT`: export a tenant's data that is no longer served, verify, remove it.
 
 The only command that deletes tenant data on purpose (`python -m tiers migrate` deletes only the
-source rows of a move it has verified). It works on rows that no request can reach any more:
+source rows and files of a move it has verified). It works on data that no request can reach any more;
+a tenant's files go with the table its rows are in (the pooled bucket with the pooled table, its silo
+bucket with its silo table):
 
 - a tenant removed from the tier file (no registry entry after `pulumi up`): its rows in the pooled
-  table and in its silo table, and its placement item;
-- a tenant still deployed: only tables that do not serve it, e.g. the silo table it left with
-  `migrate --to pooled`, or rows kept with `--keep-source`; ``--table`` names one.
+  table and in its silo table, its files in both buckets, and its placement item;
+- a tenant still deployed: only tables (and their buckets) that do not serve it, e.g. the silo table it
+  left with `migrate --to pooled`, or data kept with `--keep-source`; ``--table`` names one.
 
 For each such table: every row of the tenant goes to a JSON-lines file (one ``{"table", "item"}`` per
-line, the item in DynamoDB JSON, in key order), the file is read back and its row count and SHA-256 per
-table compared with the table's, and only then are the rows deleted. A silo table is left empty; with
-``--delete-table`` (and once the stack no longer declares it) its deletion protection is turned off and it
-is deleted, otherwise the exact commands are printed.
+line, the item in DynamoDB JSON, in key order), and every file (current version) to a directory beside
+it, ``<export>.files/<bucket>/<name>``, with one ``{"bucket", "file", "size", "etag", "content_type",
+"path"}`` line each; the export is read back and its row count and SHA-256 per table, and each file's
+size and MD5 (S3's ETag; the size alone for a multipart upload's ETag), compared with the source, and
+only then are the rows and files deleted. The buckets are versioned: a deleted file's earlier versions
+stay until the bucket's owner removes them. A silo table is left empty; with ``--delete-table`` (and
+once the stack no longer declares it) its deletion protection is turned off and it is deleted, otherwise
+the exact commands are printed.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from collections import defaultdict
@@ -30,7 +37,9 @@ from handlers.contract import PLACEMENT_PARTITION_KEY, PlacementField
 from tiers.datastore import (
     Item,
     StackTables,
+    StoredObject,
     Summary,
+    TenantObjects,
     TenantRows,
     placement_record,
     registry_entry,
@@ -57,6 +66,7 @@ class DecommissionOptions:
 class DecommissionResult:
     export: Path | None
     removed: dict[str, int] = field(default_factory=dict)  # table -> rows removed
+    removed_files: dict[str, int] = field(default_factory=dict)  # bucket -> files removed
     deleted_tables: list[str] = field(default_factory=list)
 
 
@@ -72,6 +82,7 @@ def decommission(
     say: Say = print,
 ) -> DecommissionResult:
     rows = TenantRows(tables.client, tenant_id)
+    files = TenantObjects(tables.s3, tenant_id)
     registry = registry_entry(tables, tenant_id)
     placement = placement_record(tables, tenant_id)
     if placement is not None and placement.moving:
@@ -101,23 +112,47 @@ def decommission(
         candidates.remove(live)
     existing = [table for table in candidates if tables.table_exists(table)]
     with_rows = [table for table in existing if rows.has_rows(table)]
+    buckets = [tables.bucket_for(tenant_id, table) for table in candidates]
+    with_files = {bucket: listing for bucket in buckets if (listing := files.listing(bucket))}
     silo_left = silo in existing and silo != live
-    if not with_rows and not silo_left:
+    if not with_rows and not with_files and not silo_left:
         where = f"; it is served from {live}" if live else ""
-        say(f"nothing to decommission: no table of {tables.where} holds rows of {tenant_id} off duty{where}.")
+        say(
+            f"nothing to decommission: no table or bucket of {tables.where} holds data of {tenant_id} off "
+            f"duty{where}."
+        )
         if registry is None and placement is not None:
             _forget_placement(tables, tenant_id)
             say(f"removed the placement item of {tenant_id} (it no longer has any data).")
         return DecommissionResult(export=None)
 
     result = DecommissionResult(export=None)
-    if with_rows:
+    if with_rows or with_files:
         out = options.out or default_export_path(tenant_id)
-        summaries = _export(rows, with_rows, out)
+        summaries = _export(rows, with_rows, files, with_files, out)
         _verify_export(out, tenant_id, summaries)
+        _verify_exported_files(out, tenant_id, with_files)
         result.export = out
         described = ", ".join(f"{summary.count:,} from {table}" for table, summary in summaries.items())
-        say(f"exported and verified {described} rows of {tenant_id} to {out} (count and sha256 per table)")
+        if described:
+            say(f"exported and verified {described} rows of {tenant_id} to {out} (count, sha256 per table)")
+        for bucket, listing in with_files.items():
+            say(
+                f"exported and verified {len(listing):,} files of {tenant_id} from {bucket} to "
+                f"{files_directory(out) / bucket} (size and MD5 of each)"
+            )
+        for bucket, listing in with_files.items():
+            if files.listing(bucket) != listing:
+                raise DecommissionError(
+                    f"the files of {tenant_id} in {bucket} changed after the export (are they served "
+                    f"again?): nothing was removed from {bucket}; run the command again"
+                )
+            files.delete(bucket, [stored.name for stored in listing])
+            result.removed_files[bucket] = len(listing)
+            say(
+                f"removed {len(listing):,} files of {tenant_id} from {bucket} (their earlier versions stay "
+                "in the versioned bucket)"
+            )
         for table, summary in summaries.items():
             if rows.summary(table) != summary:
                 raise DecommissionError(
@@ -155,8 +190,20 @@ def _forget_placement(tables: StackTables, tenant_id: str) -> None:
     )
 
 
-def _export(rows: TenantRows, tables: list[str], out: Path) -> dict[str, Summary]:
-    """Write every row of the tenant in ``tables`` to ``out`` (created, never overwritten), fsynced."""
+def files_directory(out: Path) -> Path:
+    """Where an export's files go: beside the JSON-lines file, ``<name>.files/``."""
+    return out.with_name(f"{out.name}.files")
+
+
+def _export(
+    rows: TenantRows,
+    tables: list[str],
+    files: TenantObjects,
+    buckets: dict[str, list[StoredObject]],
+    out: Path,
+) -> dict[str, Summary]:
+    """Write every row of the tenant in ``tables`` to ``out`` (created, never overwritten), and every file
+    in ``buckets`` beside it, each listed in ``out``; all fsynced."""
     try:
         handle = out.open("x", encoding="utf-8")
     except FileExistsError as error:
@@ -173,9 +220,49 @@ def _export(rows: TenantRows, tables: list[str], out: Path) -> dict[str, Summary
                     yield item
 
             summaries[table] = summarize(tee())
+        for bucket, listing in buckets.items():
+            directory = files_directory(out) / bucket
+            directory.mkdir(parents=True, exist_ok=True)
+            for stored in listing:
+                path = directory / stored.name
+                content_type = files.download(bucket, stored.name, path)
+                record = {
+                    "bucket": bucket,
+                    "file": stored.name,
+                    "size": stored.size,
+                    "etag": stored.etag,
+                    "content_type": content_type,
+                    "path": str(path.relative_to(out.parent)),
+                }
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
     return summaries
+
+
+def _verify_exported_files(out: Path, tenant_id: str, buckets: dict[str, list[StoredObject]]) -> None:
+    """Each exported file has the size S3 listed and the MD5 S3 computed when it was stored (its ETag: the
+    tenant API and its upload URLs store a file in one request, with SSE-S3)."""
+    for bucket, listing in buckets.items():
+        for stored in listing:
+            path = files_directory(out) / bucket / stored.name
+            # A multipart upload's ETag (with a '-') is not the MD5 of the content: the size has to do.
+            single_part = "-" not in stored.etag
+            if (
+                not path.is_file()
+                or path.stat().st_size != stored.size
+                or (single_part and _md5(path) != stored.etag)
+            ):
+                raise DecommissionError(
+                    f"{path} does not hold file {stored.name} of {tenant_id} as {bucket} does (size or MD5 "
+                    "differ): nothing was removed; check the disk and run the command again with another "
+                    "--out"
+                )
+
+
+def _md5(path: Path) -> str:
+    with path.open("rb") as handle:
+        return hashlib.file_digest(handle, lambda: hashlib.md5(usedforsecurity=False)).hexdigest()
 
 
 def _verify_export(out: Path, tenant_id: str, expected: dict[str, Summary]) -> None:
@@ -184,6 +271,8 @@ def _verify_export(out: Path, tenant_id: str, expected: dict[str, Summary]) -> N
         for number, line in enumerate(handle, start=1):
             try:
                 record = json.loads(line)
+                if "file" in record:
+                    continue
                 by_table[record["table"]].append(record["item"])
             except (ValueError, KeyError, TypeError) as error:
                 raise DecommissionError(

@@ -15,9 +15,10 @@ from typing import Any
 import pytest
 
 from handlers.contract import REGISTRY_PARTITION_KEY, PlacementField
-from tests.handlers.tenant_fixtures import BUCKETS, NAMING, create_data_table
+from tests.handlers.tenant_fixtures import BUCKETS, NAMING, bucket_keys, create_bucket, create_data_table
 from tests.tiers.stack_fixtures import MotoStack, moto_stack, partition, placement_of, rows_of, seed
 from tiers import cli
+from tiers.datastore import TenantObjects
 from tiers.decommission import DecommissionError, DecommissionOptions, decommission
 from tiers.migration import MigrationOptions, migrate
 from tiers.model import Isolation
@@ -41,7 +42,8 @@ def exported(path: Path) -> dict[str, list[dict[str, Any]]]:
     by_table: dict[str, list[dict[str, Any]]] = {}
     for line in path.read_text(encoding="utf-8").splitlines():
         record = json.loads(line)
-        by_table.setdefault(record["table"], []).append(record["item"])
+        if "table" in record:
+            by_table.setdefault(record["table"], []).append(record["item"])
     return by_table
 
 
@@ -72,6 +74,90 @@ def test_a_removed_tenant_is_exported_verified_and_removed_everywhere(
     assert result.deleted_tables == [SILO]
     assert not stack.tables.table_exists(SILO)
     assert any("exported and verified" in line for line in said)
+
+
+def put_file(stack: MotoStack, bucket: str, tenant_id: str, name: str, content: bytes) -> None:
+    stack.operator_session.client("s3").put_object(
+        Bucket=bucket, Key=f"{tenant_id}/{name}", Body=content, ContentType="text/plain"
+    )
+
+
+def files_in(stack: MotoStack, bucket: str, tenant_id: str) -> list[str]:
+    return [
+        key
+        for key in bucket_keys(bucket, stack.operator_session.client("s3"))
+        if key.startswith(f"{tenant_id}/")
+    ]
+
+
+def test_a_removed_tenants_files_are_exported_beside_its_rows_verified_and_removed(
+    stack: MotoStack, tmp_path: Path
+) -> None:
+    # GIVEN acme's files in the pooled bucket and, kept from a move, in its silo bucket; then acme removed
+    create_bucket(BUCKETS.silo("acme"), stack.operator_session.client("s3"))
+    seed(stack.admin, NAMING.pooled_table, rows_of("acme", 3))
+    put_file(stack, BUCKETS.pooled, "acme", "report.txt", b"the pooled report")
+    put_file(stack, BUCKETS.pooled, "acme", "empty.txt", b"")
+    put_file(stack, BUCKETS.silo("acme"), "acme", "report.txt", b"the kept silo report")
+    put_file(stack, BUCKETS.pooled, "acme-corp", "report.txt", b"the neighbour's report")
+    remove_from_registry(stack, "acme")
+    out = tmp_path / "acme.jsonl"
+    said: list[str] = []
+
+    # WHEN the operator decommissions acme
+    result = decommission(stack.tables, "acme", DecommissionOptions(out=out), said.append)
+
+    # THEN every file is exported beside the rows, byte for byte, and listed in the export
+    exported_dir = tmp_path / "acme.jsonl.files"
+    assert (exported_dir / BUCKETS.pooled / "report.txt").read_bytes() == b"the pooled report"
+    assert (exported_dir / BUCKETS.pooled / "empty.txt").read_bytes() == b""
+    assert (exported_dir / BUCKETS.silo("acme") / "report.txt").read_bytes() == b"the kept silo report"
+    listed = [json.loads(line) for line in out.read_text().splitlines() if '"file"' in line]
+    assert {(entry["bucket"], entry["file"], entry["size"], entry["content_type"]) for entry in listed} == {
+        (BUCKETS.pooled, "report.txt", 17, "text/plain"),
+        (BUCKETS.pooled, "empty.txt", 0, "text/plain"),
+        (BUCKETS.silo("acme"), "report.txt", 20, "text/plain"),
+    }
+    assert all((tmp_path / entry["path"]).is_file() for entry in listed)
+    # AND the rows are still exported as before
+    assert len(exported(out)[NAMING.pooled_table]) == 3
+    # AND the files are gone from both buckets, the neighbour's stay
+    assert result.removed_files == {BUCKETS.pooled: 2, BUCKETS.silo("acme"): 1}
+    assert files_in(stack, BUCKETS.pooled, "acme") == []
+    assert files_in(stack, BUCKETS.silo("acme"), "acme") == []
+    assert files_in(stack, BUCKETS.pooled, "acme-corp") == ["acme-corp/report.txt"]
+    assert any("exported and verified 2 files of acme" in line for line in said)
+
+
+def test_an_export_that_does_not_read_back_removes_no_file(
+    stack: MotoStack, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # GIVEN a removed tenant's file, and a disk that stores something else than what was written
+    put_file(stack, BUCKETS.pooled, "acme", "report.txt", b"the report")
+    remove_from_registry(stack, "acme")
+    download = TenantObjects.download
+
+    def corrupting_download(self: TenantObjects, bucket: str, name: str, path: Path) -> str:
+        content_type = download(self, bucket, name, path)
+        path.write_bytes(b"the rep0rt")
+        return content_type
+
+    monkeypatch.setattr(TenantObjects, "download", corrupting_download)
+    # WHEN the operator decommissions it THEN it stops, naming the file, and the file stays in S3
+    with pytest.raises(DecommissionError, match=r"report.txt .* \(size or MD5 differ\): nothing was removed"):
+        decommission(stack.tables, "acme", DecommissionOptions(out=tmp_path / "acme.jsonl"), print)
+    assert files_in(stack, BUCKETS.pooled, "acme") == ["acme/report.txt"]
+
+
+def test_the_files_of_a_served_tenant_are_never_decommissioned(stack: MotoStack, tmp_path: Path) -> None:
+    # GIVEN acme-corp deployed (pooled, no silo table), its files served from the pooled bucket
+    put_file(stack, BUCKETS.pooled, "acme-corp", "live.txt", b"live")
+    # WHEN the operator decommissions it THEN there is nothing off duty, and its live file stays
+    said: list[str] = []
+    decommission(stack.tables, "acme-corp", DecommissionOptions(out=tmp_path / "x.jsonl"), said.append)
+    assert said[0].startswith("nothing to decommission")
+    assert files_in(stack, BUCKETS.pooled, "acme-corp") == ["acme-corp/live.txt"]
+    assert not (tmp_path / "x.jsonl").exists()
 
 
 def test_a_silo_table_still_declared_by_the_stack_is_emptied_and_the_steps_printed(
