@@ -124,6 +124,15 @@ def not_found(name: str) -> Response[str]:
     return json_response(HTTPStatus.NOT_FOUND, {"message": f"file {quoted(name)} does not exist"})
 
 
+def serialize_response_body(body: object) -> str | bytes:
+    """The resolver's serializer, which it applies to every body of a JSON content type that is not a str:
+    a file's bytes, served with the content type it was stored with (``application/json`` included), go
+    out unchanged (base64 on the wire); anything else is JSON."""
+    if isinstance(body, bytes):
+        return body
+    return json.dumps(body, separators=(",", ":"))
+
+
 def files_router(
     files_of: Callable[[], TenantFiles],
     file_write: Callable[[], AbstractContextManager[TenantFiles]],

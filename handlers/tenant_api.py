@@ -57,11 +57,11 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import Any, Final, NoReturn
+from typing import Any, Final, NoReturn, cast
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -83,7 +83,7 @@ from handlers.contract import (
     MetricDimension,
     is_valid_tenant_id,
 )
-from handlers.files_api import checked_file_name, files_router
+from handlers.files_api import checked_file_name, files_router, serialize_response_body
 from handlers.tenant_data import Placement, RetryLaterError, TenantClients, TenantTable
 from handlers.tenant_files import PRESIGNED_URL_SECONDS, TenantFiles
 
@@ -115,7 +115,9 @@ _ROUTE_SET: Final = frozenset(ROUTES)
 OTHER_ROUTE: Final = "other"
 
 logger = Logger(service=os.environ.get(Env.SERVICE_NAME) or TENANT_API_FUNCTION)
-app = APIGatewayRestResolver()
+# The resolver hands its serializer any non-str body of a JSON content type and base64-encodes a bytes
+# result, as it does a bytes body; its annotation (dict in, str out) is narrower than that.
+app = APIGatewayRestResolver(serializer=cast(Callable[[dict[Any, Any]], str], serialize_response_body))
 data_clients = TenantClients()
 # The resolver keeps the current event in class attributes: one request at a time per process. Lambda
 # runs one invocation per container anyway; the local stack calls handlers from several threads.

@@ -54,6 +54,26 @@ def test_a_file_round_trips_byte_for_byte_with_its_content_type(api: TenantApi) 
     assert api.get_file(ACME, "photo.raw").body == b"v2"
 
 
+@pytest.mark.parametrize(
+    ("content", "content_type"),
+    [
+        (b'{"signed": true}', "application/json"),
+        (b'{"signed": true}', "application/json; charset=utf-8"),
+        (b"\xff\xfe not UTF-8, not JSON", "application/json"),
+    ],
+)
+def test_a_file_stored_as_json_comes_back_as_stored(
+    api: TenantApi, content: bytes, content_type: str
+) -> None:
+    # GIVEN a file whose content type is JSON (the resolver would serialize such a body)
+    assert api.put_file(ACME, "contract.json", content, content_type).status == 201
+    # WHEN it is read back THEN it is the stored bytes, with the stored content type, not a 500
+    read = api.get_file(ACME, "contract.json")
+    assert read.status == 200
+    assert read.body == content
+    assert read.headers["Content-Type"] == content_type
+
+
 def test_the_fixture_event_stores_the_file_under_the_authorizers_tenant_not_the_client_header(
     api: TenantApi,
 ) -> None:

@@ -56,6 +56,14 @@ def rows(stack_info: dict[str, Any], table: str, tenant_id: str) -> list[str]:
     return sorted(item["sk"]["S"] for item in answer["Items"])
 
 
+def files(stack_info: dict[str, Any], bucket: str, tenant_id: str) -> list[str]:
+    s3 = boto3.session.Session(region_name=stack_info["region"], **DUMMY_CREDENTIALS).client(
+        "s3", endpoint_url=stack_info["moto_endpoint"]
+    )
+    answer = s3.list_objects_v2(Bucket=bucket, Prefix=f"{tenant_id}/")
+    return sorted(str(entry["Key"]) for entry in answer.get("Contents", []))
+
+
 def test_a_silo_tenant_moves_to_the_pooled_table_and_back_while_served(tmp_path: Path) -> None:
     tiers_file = tmp_path / "tiers.yaml"
     tiers_file.write_text(TIERS)
@@ -63,12 +71,15 @@ def test_a_silo_tenant_moves_to_the_pooled_table_and_back_while_served(tmp_path:
         port = stack.port
         info = call_api(port, "GET", "/_local/stack").json()
         token = id_token("vaulted", port)
-        # GIVEN the silo tenant's items and counter, in its silo table
+        # GIVEN the silo tenant's items, counter and a file, in its silo table and silo bucket
         for n in range(12):
             assert call_api(port, "PUT", f"/items/doc-{n:02d}", token, {"n": n}).status == 201
         assert call_api(port, "POST", "/counter", token).json()["counter"] == 1
+        assert call_api(port, "PUT", "/files/contract.json", token, {"signed": True}).status == 201
         silo, pooled = info["tenants"]["vaulted"]["table"], info["pooled_table"]
+        silo_bucket, pooled_bucket = info["tenants"]["vaulted"]["bucket"], info["pooled_bucket"]
         assert len(rows(info, silo, "vaulted")) == 13
+        assert files(info, silo_bucket, "vaulted") == ["vaulted/contract.json"]
 
         # WHEN the operator moves it to the pooled table
         moved = migrate_tenant(port, "vaulted", "pooled", "--drain-seconds", "0")
@@ -83,6 +94,11 @@ def test_a_silo_tenant_moves_to_the_pooled_table_and_back_while_served(tmp_path:
         assert call_api(port, "POST", "/counter", token).json()["counter"] == 2
         assert call_api(port, "PUT", "/items/after", token, {"moved": True}).status == 201
         assert "item#after" in rows(info, pooled, "vaulted")
+        # AND its file moved to the pooled bucket, under its prefix, and is served from there (the data
+        # role's policy, enforced locally, lets it reach its prefix of the pooled bucket)
+        assert files(info, pooled_bucket, "vaulted") == ["vaulted/contract.json"]
+        assert files(info, silo_bucket, "vaulted") == []
+        assert call_api(port, "GET", "/files/contract.json", token).json() == {"signed": True}
 
         # WHEN it runs again THEN nothing to do; WHEN moved back THEN the silo table serves it all again
         again = migrate_tenant(port, "vaulted", "pooled")
@@ -96,6 +112,13 @@ def test_a_silo_tenant_moves_to_the_pooled_table_and_back_while_served(tmp_path:
             "id": "after",
             "value": {"moved": True},
         }
+        assert files(info, silo_bucket, "vaulted") == ["vaulted/contract.json"]
+        assert files(info, pooled_bucket, "vaulted") == []
+        assert call_api(port, "GET", "/files/contract.json", token).json() == {"signed": True}
+        # AND an upload URL (its window recorded under the data role's own rights) is for the silo bucket
+        upload = call_api(port, "POST", "/files/big.bin/upload-url", token, {"size": 10})
+        assert upload.status == 200, upload.body
+        assert upload.json()["fields"]["key"] == "vaulted/big.bin"
         # AND the neighbour in the pooled table never noticed
         neighbour = id_token("neighbour", port)
         assert call_api(port, "GET", "/items", neighbour).json() == {"items": [], "next": None}
