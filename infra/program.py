@@ -23,7 +23,7 @@ from infra.preflight import preflight_problems
 from infra.storage import Storage, StorageArgs
 from tiers.loader import CatalogError, load_catalog
 from tiers.model import Catalog, Tenant
-from tiers.naming import BucketNames, Naming
+from tiers.naming import STORAGE_COMPONENT_NAME, BucketNames, Naming
 from tiers.registry import data_table, file_bucket
 
 
@@ -79,7 +79,7 @@ def deploy(settings: Settings, catalog: Catalog, naming: Naming, code: pulumi.Ar
     identity = Identity("identity", IdentityArgs(naming=naming))
     buckets = deployment_buckets(naming)
     storage = Storage(
-        "storage",
+        STORAGE_COMPONENT_NAME,
         StorageArgs(
             naming=naming,
             silo_tenant_ids=[tenant.id for tenant in catalog.tenants.values() if catalog.is_silo(tenant)],

@@ -27,7 +27,14 @@ from handlers.contract import (
     PLACEMENT_PARTITION_KEY,
     REGISTRY_PARTITION_KEY,
 )
-from tiers.naming import BucketNames, Naming
+from tiers.naming import (
+    STORAGE_COMPONENT_TYPE,
+    BucketNames,
+    Naming,
+    bucket_setting_resource_name,
+    silo_bucket_resource_name,
+    silo_table_resource_name,
+)
 
 
 @dataclass(frozen=True)
@@ -51,7 +58,7 @@ class Storage(pulumi.ComponentResource):
     silo_buckets: dict[str, aws.s3.Bucket]
 
     def __init__(self, name: str, args: StorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
-        super().__init__("tenant-tiers:infra:Storage", name, None, opts)
+        super().__init__(STORAGE_COMPONENT_TYPE, name, None, opts)
         naming = args.naming
         self.pooled_table = self._table(
             f"{name}-pooled", naming.pooled_table, DATA_PARTITION_KEY, DATA_SORT_KEY
@@ -62,13 +69,18 @@ class Storage(pulumi.ComponentResource):
         )
         self.silo_tables = {
             tenant_id: self._table(
-                f"{name}-silo-{tenant_id}", naming.silo_table(tenant_id), DATA_PARTITION_KEY, DATA_SORT_KEY
+                silo_table_resource_name(name, tenant_id),
+                naming.silo_table(tenant_id),
+                DATA_PARTITION_KEY,
+                DATA_SORT_KEY,
             )
             for tenant_id in args.silo_tenant_ids
         }
         self.pooled_bucket = self._bucket(f"{name}-pooled-bucket", args.buckets.apply(lambda b: b.pooled))
         self.silo_buckets = {
-            tenant_id: self._bucket(f"{name}-silo-bucket-{tenant_id}", _silo_bucket(args.buckets, tenant_id))
+            tenant_id: self._bucket(
+                silo_bucket_resource_name(name, tenant_id), _silo_bucket(args.buckets, tenant_id)
+            )
             for tenant_id in args.silo_tenant_ids
         }
         self.register_outputs(
@@ -93,7 +105,7 @@ class Storage(pulumi.ComponentResource):
 
         bucket = aws.s3.Bucket(logical_name, bucket=physical_name, opts=kept)
         public_access = aws.s3.BucketPublicAccessBlock(
-            f"{logical_name}-public-access",
+            bucket_setting_resource_name(logical_name, "public-access"),
             bucket=bucket.id,
             block_public_acls=True,
             block_public_policy=True,
@@ -102,7 +114,7 @@ class Storage(pulumi.ComponentResource):
             opts=kept,
         )
         encryption = aws.s3.BucketServerSideEncryptionConfiguration(
-            f"{logical_name}-encryption",
+            bucket_setting_resource_name(logical_name, "encryption"),
             bucket=bucket.id,
             rules=[
                 aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
@@ -118,13 +130,13 @@ class Storage(pulumi.ComponentResource):
             opts=after(public_access),
         )
         versioning = aws.s3.BucketVersioning(
-            f"{logical_name}-versioning",
+            bucket_setting_resource_name(logical_name, "versioning"),
             bucket=bucket.id,
             versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(status="Enabled"),
             opts=after(encryption),
         )
         aws.s3.BucketPolicy(
-            f"{logical_name}-tls-only",
+            bucket_setting_resource_name(logical_name, "tls-only"),
             bucket=bucket.id,
             policy=bucket.bucket.apply(lambda bucket_name: json.dumps(tls_only_bucket_policy(bucket_name))),
             opts=after(versioning),

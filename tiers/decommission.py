@@ -45,6 +45,7 @@ from tiers.datastore import (
     registry_entry,
     summarize,
 )
+from tiers.naming import silo_storage_resources
 
 EXPORT_FORMAT: Final = "tenant-tiers-export/1"
 
@@ -298,12 +299,13 @@ def _retire_silo_table(
     say: Say,
 ) -> None:
     declared = registry_table == silo
-    urn = f"$(pulumi stack --show-urns | grep -o 'urn:pulumi:[^ ]*::storage-silo-{tenant_id}$')"
+    names = "|".join(name for _, name in silo_storage_resources(tenant_id))
+    urns = f"$(pulumi stack --show-urns | grep -oE 'urn:pulumi:[^ ]*::({names})$')"
     steps = []
     if declared:
         steps += [
             f"set tenant {tenant_id}'s tier to a pooled tier in the tier file (or remove the tenant)",
-            f'pulumi state unprotect "{urn}"',
+            f"pulumi state unprotect {urns}   # its silo table and bucket, and the bucket's settings",
             "pulumi up    # the table leaves the stack and stays in AWS (retain_on_delete)",
         ]
     steps += [

@@ -242,3 +242,41 @@ class Naming:
         for tier_name in tier_names:
             for kind in monitoring.AlarmKind:
                 yield NameKind.METRIC_ALARM, monitoring.tier_alarm_name(prefix, tier_name, kind)
+
+
+# The storage component's logical names and the Pulumi types of the protected resources that hold a silo
+# tenant's data: the program declares them under these names, and `python -m tiers plan` names their URNs
+# for `pulumi state unprotect` when the tenant's silo storage is to leave the stack.
+STORAGE_COMPONENT_NAME: Final = "storage"
+STORAGE_COMPONENT_TYPE: Final = "tenant-tiers:infra:Storage"
+TABLE_TYPE: Final = "aws:dynamodb/table:Table"
+BUCKET_TYPE: Final = "aws:s3/bucket:Bucket"
+BUCKET_SETTINGS: Final = (
+    ("public-access", "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"),
+    ("encryption", "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"),
+    ("versioning", "aws:s3/bucketVersioning:BucketVersioning"),
+    ("tls-only", "aws:s3/bucketPolicy:BucketPolicy"),
+)
+"""A bucket's settings, each declared as ``<bucket's logical name>-<suffix>``, protected like the bucket."""
+
+
+def silo_table_resource_name(component: str, tenant_id: str) -> str:
+    return f"{component}-silo-{tenant_id}"
+
+
+def silo_bucket_resource_name(component: str, tenant_id: str) -> str:
+    return f"{component}-silo-bucket-{tenant_id}"
+
+
+def bucket_setting_resource_name(bucket_resource_name: str, suffix: str) -> str:
+    return f"{bucket_resource_name}-{suffix}"
+
+
+def silo_storage_resources(tenant_id: str) -> list[tuple[str, str]]:
+    """(Pulumi type, logical name) of every protected resource of ``tenant_id``'s silo storage."""
+    bucket = silo_bucket_resource_name(STORAGE_COMPONENT_NAME, tenant_id)
+    return [
+        (TABLE_TYPE, silo_table_resource_name(STORAGE_COMPONENT_NAME, tenant_id)),
+        (BUCKET_TYPE, bucket),
+        *((kind, bucket_setting_resource_name(bucket, suffix)) for suffix, kind in BUCKET_SETTINGS),
+    ]

@@ -25,7 +25,7 @@ import yaml
 from tiers.loader import CatalogError, parse_catalog
 from tiers.migration import migrate_command
 from tiers.model import Catalog, Isolation, Tenant, Tier
-from tiers.naming import PROJECT, Naming
+from tiers.naming import PROJECT, STORAGE_COMPONENT_TYPE, Naming, silo_storage_resources
 from tiers.problems import Problem
 
 # API Gateway's fixed control-plane quotas per account and region ("API Gateway quotas for creating,
@@ -45,9 +45,6 @@ CALLS_PER_TIER_MOVE: Final = 3  # DeleteUsagePlanKey, CreateUsagePlanKey, GetUsa
 CALLS_PER_PLAN_CHANGE: Final = 2  # Create/Update/DeleteUsagePlan, GetUsagePlan
 
 GIT_TIMEOUT_SECONDS: Final = 30
-# A deleted silo table blocks `pulumi up` until it is unprotected: the URN the command needs.
-STORAGE_COMPONENT: Final = "tenant-tiers:infra:Storage"
-TABLE_TYPE: Final = "aws:dynamodb/table:Table"
 
 
 class Verdict(IntEnum):
@@ -185,18 +182,22 @@ class StackNames:
         return decommission_command(tenant_id, table=table) + self._local_option
 
     def unprotect(self, tenant_id: str) -> str:
-        """What lets the deploy drop the tenant's silo table from the stack (the table itself stays)."""
+        """What lets the deploy drop the tenant's silo table and bucket from the stack (both stay in AWS)."""
         if self.local_port is None:
-            return f"pulumi state unprotect '{self.silo_table_urn(tenant_id)}'"
+            urns = " ".join(f"'{urn}'" for urn in self.silo_storage_urns(tenant_id))
+            return f"pulumi state unprotect {urns}"
         return f"{self.deploy} --unprotect {tenant_id}"
 
     @property
     def _local_option(self) -> str:
         return "" if self.local_port is None else f" --local-port {self.local_port}"
 
-    def silo_table_urn(self, tenant_id: str) -> str:
-        table = f"{STORAGE_COMPONENT}${TABLE_TYPE}::storage-silo-{tenant_id}"
-        return f"urn:pulumi:{self.stack}::{self.project}::{table}"
+    def silo_storage_urns(self, tenant_id: str) -> list[str]:
+        """The URNs of the protected resources of the tenant's silo storage: table, bucket, its settings."""
+        return [
+            f"urn:pulumi:{self.stack}::{self.project}::{STORAGE_COMPONENT_TYPE}${kind}::{name}"
+            for kind, name in silo_storage_resources(tenant_id)
+        ]
 
 
 def plan(old: Catalog, new: Catalog, names: StackNames) -> Plan:
@@ -304,7 +305,7 @@ def _storage_move(tenant: Tenant, old_tier: Tier, tier: Tier, names: StackNames,
             When.BEFORE,
             tenant.id,
             names.unprotect(tenant.id),
-            f"lets `{names.deploy}` drop {silo_table} from the stack (the table itself stays)",
+            f"lets `{names.deploy}` drop {silo_table} and the silo bucket from the stack (both stay)",
         ),
         Step(
             When.AFTER,
@@ -328,7 +329,7 @@ def _removal(tenant: Tenant, tier: Tier, names: StackNames, result: Plan) -> Non
                 When.BEFORE,
                 tenant.id,
                 names.unprotect(tenant.id),
-                f"lets `{names.deploy}` drop {silo_table} from the stack (the table itself stays)",
+                f"lets `{names.deploy}` drop {silo_table} and the silo bucket from the stack (both stay)",
             )
         )
     result.changes.append(Change(Kind.DATA_LEFT, tenant.id, where))

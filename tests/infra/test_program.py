@@ -38,6 +38,7 @@ from tests.infra.harness import (
     INTEGRATION,
     METHOD,
     PERMISSION,
+    PROJECT,
     REGION,
     RESOURCE,
     REST_API,
@@ -55,6 +56,7 @@ from tests.infra.harness import (
 )
 from tiers.loader import load_catalog
 from tiers.naming import Naming
+from tiers.plan import StackNames
 from tiers.registry import registry_item
 
 NAMING = Naming(project="tenant-tiers", stack="test")
@@ -164,6 +166,21 @@ def test_every_table_is_on_demand_recoverable_encrypted_protected_and_retained(r
         assert table.inputs["deletionProtectionEnabled"] is True
         assert table.protect, table.name
         assert table.retain_on_delete, table.name
+
+
+def test_the_plan_unprotects_exactly_the_protected_resources_of_a_silo_tenants_storage(
+    run: ProgramRun,
+) -> None:
+    # GIVEN the program's protected resources that belong to silo tenant acme
+    silo_tenant = "acme"
+    protected = {
+        resource.urn for resource in run.resources if resource.protect and silo_tenant in resource.name
+    }
+    # WHEN `python -m tiers plan` names the URNs to unprotect before acme's silo storage leaves the stack
+    named = StackNames(project=PROJECT, stack="test").silo_storage_urns(silo_tenant)
+    # THEN they are exactly those: `pulumi up` will not stop at one it left out
+    assert len(protected) == 6  # the table, the bucket, its four settings
+    assert set(named) == protected
 
 
 def test_the_placement_table_is_declared_without_items(run: ProgramRun) -> None:

@@ -181,11 +181,14 @@ def test_each_edit_gets_its_changes_steps_and_verdict(edit: Edit) -> None:
     assert result.verdict is edit.verdict
 
 
-def test_the_silo_table_urn_is_the_one_pulumi_gives_the_program_s_table() -> None:
-    # The Storage component "storage" declares each silo table as "storage-silo-<tenant>" (infra/storage.py).
-    assert NAMES.silo_table_urn("acme") == (
-        "urn:pulumi:prod::tenant-tiers::tenant-tiers:infra:Storage$aws:dynamodb/table:Table::storage-silo-acme"
+def test_the_unprotect_step_names_the_silo_table_bucket_and_bucket_settings() -> None:
+    command = NAMES.unprotect("acme")
+    prefix = "urn:pulumi:prod::tenant-tiers::tenant-tiers:infra:Storage$"
+    assert command.startswith(
+        f"pulumi state unprotect '{prefix}aws:dynamodb/table:Table::storage-silo-acme' "
     )
+    assert f"'{prefix}aws:s3/bucket:Bucket::storage-silo-bucket-acme'" in command
+    assert command.count("'urn:pulumi:") == 6
 
 
 def test_a_large_onboarding_is_estimated_from_the_published_rates() -> None:
