@@ -360,7 +360,9 @@ def start_tenant_api(session: Any = None) -> TenantApi:
     """
     session = session or SHARED_SESSION
     admin = session.client("dynamodb")
-    for table in sorted({ACME.table, ACME_CORP.table, GLOBEX.table}):
+    # Every tenant's table, files tenants' too: an upload URL records its window in the tenant's table.
+    tenants = (ACME, ACME_CORP, GLOBEX, *FILE_TENANTS)
+    for table in sorted({tenant.table for tenant in tenants}):
         create_data_table(table, admin)
     create_placement_table(admin)
     s3 = session.client("s3")
