@@ -168,3 +168,20 @@ def moto_stack(monkeypatch: pytest.MonkeyPatch, *, serialize: bool = False) -> I
         monkeypatch.setattr(tenant_api, "data_clients", clients)
         api = TenantApi(clients=clients, session=api_session, admin=admin)
         yield MotoStack(admin, stack_tables(admin, s3), api, api_session, operator_session)
+
+
+class Transcript:
+    """Collects what the command says; runs a callback when a line starts with a given text."""
+
+    def __init__(self, when: str | None = None, then: Any = None) -> None:
+        self.lines: list[str] = []
+        self._when, self._then = when, then
+
+    def __call__(self, line: str) -> None:
+        self.lines.append(line)
+        if self._when is not None and line.startswith(self._when):
+            self._then()
+
+    @property
+    def text(self) -> str:
+        return "\n".join(self.lines)

@@ -17,6 +17,7 @@ from tests.handlers.tenant_fixtures import ACME, ACME_CORP, NAMING, TenantSpec
 from tests.tiers.stack_fixtures import (
     CATALOG,
     MotoStack,
+    Transcript,
     moto_stack,
     partition,
     placement_of,
@@ -48,23 +49,6 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoStack]:
 
         create_data_table(SILO, running.admin)
         yield running
-
-
-class Transcript:
-    """Collects what the command says; runs a callback when a line starts with a given text."""
-
-    def __init__(self, when: str | None = None, then: Any = None) -> None:
-        self.lines: list[str] = []
-        self._when, self._then = when, then
-
-    def __call__(self, line: str) -> None:
-        self.lines.append(line)
-        if self._when is not None and line.startswith(self._when):
-            self._then()
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines)
 
 
 def test_pooled_to_silo_and_back_moves_every_row_exactly_once(

@@ -17,7 +17,7 @@ import pytest
 from handlers.contract import PlacementField
 from handlers.tenant_files import PRESIGNED_URL_SECONDS
 from tests.handlers.tenant_fixtures import ACME, ACME_CORP, BUCKETS, NAMING, bucket_keys, create_bucket
-from tests.tiers.stack_fixtures import MotoStack, moto_stack, placement_of, rows_of, seed
+from tests.tiers.stack_fixtures import MotoStack, Transcript, moto_stack, placement_of, rows_of, seed
 from tiers import migration
 from tiers.migration import MigrationError, MigrationOptions, MigrationOutcome, migrate
 from tiers.model import Isolation
@@ -36,21 +36,6 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[MotoStack]:
         create_data_table(SILO_TABLE, running.admin)
         create_bucket(SILO_BUCKET, running.operator_session.client("s3"))
         yield running
-
-
-class Transcript:
-    def __init__(self, when: str | None = None, then: Any = None) -> None:
-        self.lines: list[str] = []
-        self._when, self._then = when, then
-
-    def __call__(self, line: str) -> None:
-        self.lines.append(line)
-        if self._when is not None and line.startswith(self._when):
-            self._then()
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.lines)
 
 
 def files_in(stack: MotoStack, bucket: str, tenant_id: str) -> dict[str, bytes]:
