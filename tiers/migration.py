@@ -47,6 +47,7 @@ from tiers.datastore import (
     TenantRows,
     placement_record,
     registry_entry,
+    summarize_objects,
 )
 from tiers.model import Isolation
 
@@ -308,7 +309,8 @@ class _Move:
         if strays:
             self.files.delete(target, strays)
             self.say(f"  removed {len(strays):,} files from {target} that {source} does not hold")
-        source_summary, target_summary = self.files.summary(source), self.files.summary(target)
+        # The source is fenced and its upload URLs expired: the listing read above is what it holds.
+        source_summary, target_summary = summarize_objects(source_files), self.files.summary(target)
         if source_summary != target_summary:
             raise MigrationError(
                 f"verification failed: {source} holds {source_summary.count} files of {self.tenant_id}, "
